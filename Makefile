@@ -1,0 +1,31 @@
+# The two commands of the README: `make demo` (the main job, end to end, on local files and
+# DuckDB) and `make test`. Both create .venv and install the project on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+LAKE ?= lake
+RECORDS ?= 5000
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+.PHONY: install demo test check lint
+install: $(STAMP)
+
+demo: $(STAMP)
+	rm -rf $(LAKE) sample-events.jsonl
+	$(BIN)/dmd sample --records $(RECORDS) --seed 7 --bad-fraction 0.02 --out sample-events.jsonl
+	$(BIN)/dmd run sample-events.jsonl --lake $(LAKE) --format parquet
+	$(BIN)/dmd query --lake $(LAKE) \
+	  "SELECT type, partition_date, count(*) AS records FROM all_records GROUP BY ALL ORDER BY ALL LIMIT 20"
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+check: $(STAMP)
+	$(BIN)/dmd generate --check
+	$(BIN)/ruff check .

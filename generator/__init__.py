@@ -1,0 +1,1 @@
+"""Schema-driven code generator: schemas/*.json -> one model -> rendered artefacts in generated/."""

@@ -1,0 +1,341 @@
+"""Load schema files into the one model, reporting every fault as `file:JSON-pointer: reason`.
+
+Three passes per file, all faults of a file reported together:
+1. the JSON Schema meta-schema (structure and annotation shapes),
+2. fastavro (the Avro part must be a valid Avro schema for any Avro tool),
+3. semantics (partition-date paths exist and are timestamps, PII fields are strings, ...).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import keyword
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import jsonschema
+from jsonschema.exceptions import ValidationError, best_match
+
+from .model import REQUIRED_ADDED, TIMESTAMP_KINDS, Field, Kind, Model, Origin, Record, RecordType, TypeRef
+from .typemap import INT_RANGES, scalar_kind
+
+# Settings the runtime can supply to `"added": "config"` fields.
+CONFIG_KEYS = frozenset({"source_system_id"})
+TEMPLATE_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")
+
+
+class SchemaError(Exception):
+    """One or more faults, each `file:JSON-pointer: reason`."""
+
+    def __init__(self, faults: list[str]) -> None:
+        super().__init__("\n".join(faults))
+        self.faults = faults
+
+
+def _metaschema_validator() -> jsonschema.Draft202012Validator:
+    text = resources.files(__package__).joinpath("metaschema.json").read_text(encoding="utf-8")
+    return jsonschema.Draft202012Validator(json.loads(text))
+
+
+def pointer(*parts: str | int) -> str:
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def load_model(schema_dir: Path) -> Model:
+    """Every `*.json` in `schema_dir`, as one model sorted by type name; raises SchemaError."""
+    faults: list[str] = []
+    types: list[RecordType] = []
+    files = sorted(schema_dir.glob("*.json"))
+    if not files:
+        raise SchemaError([f"{schema_dir}:: no schema files (*.json) found"])
+    for path in files:
+        try:
+            types.append(load_record_type(path, f"{schema_dir.name}/{path.name}"))
+        except SchemaError as e:
+            faults.extend(e.faults)
+    seen: dict[str, str] = {}
+    for rt in types:
+        if rt.type_name in seen:
+            faults.append(
+                f"{rt.source}:/dmd/recordType: record type {rt.type_name!r} is already defined by {seen[rt.type_name]}"
+            )
+        seen.setdefault(rt.type_name, rt.source)
+    if faults:
+        raise SchemaError(faults)
+    return Model(tuple(sorted(types, key=lambda t: t.type_name)))
+
+
+def load_record_type(path: Path, label: str) -> RecordType:
+    raw = path.read_bytes()
+    try:
+        doc = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SchemaError([f"{label}:: not valid JSON: {e}"]) from None
+
+    meta_faults = [
+        f"{label}:{pointer(*e.absolute_path)}: {_describe(e)}"
+        for e in sorted(_metaschema_validator().iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
+    ]
+    if meta_faults:
+        raise SchemaError(meta_faults)
+    try:
+        fastavro.parse_schema(copy.deepcopy(doc), _write_hint=False)
+    except Exception as e:  # fastavro raises several exception types for invalid schemas
+        raise SchemaError([f"{label}:: not a valid Avro schema: {e}"]) from None
+
+    builder = _Builder(label, doc)
+    rt = builder.build(hashlib.sha256(raw).hexdigest(), path.stem)
+    if builder.faults:
+        raise SchemaError(builder.faults)
+    return rt
+
+
+def _describe(e: ValidationError) -> str:
+    # anyOf/oneOf failures say "is not valid under any of the given schemas"; the best
+    # matching branch names the actual reason.
+    if e.context:
+        return best_match(e.context).message
+    return e.message
+
+
+class _Builder:
+    """Turns one meta-schema-valid document into a RecordType, collecting semantic faults."""
+
+    def __init__(self, label: str, doc: dict[str, Any]) -> None:
+        self.label = label
+        self.doc = doc
+        self.faults: list[str] = []
+        self.root_name = doc["name"]
+        self.class_names: set[str] = set()
+
+    def fault(self, ptr: str, reason: str) -> None:
+        self.faults.append(f"{self.label}:{ptr}: {reason}")
+
+    def build(self, sha256: str, stem: str) -> RecordType:
+        doc = self.doc
+        ann = doc["dmd"]
+        type_name = ann["recordType"]
+        if type_name != stem:
+            self.fault("/dmd/recordType", f"record type {type_name!r} must match the file name {stem!r}.json")
+        root = self.record(doc, "", "", self.root_name)
+        partition = ann["partitionDate"]
+        rt = RecordType(
+            type_name=type_name,
+            source=self.label,
+            source_sha256=sha256,
+            doc=doc.get("doc", ""),
+            namespace=doc.get("namespace", f"dmd.{type_name}"),
+            root=root,
+            partition_paths=tuple(partition["paths"]),
+            partition_fallback=partition.get("fallback") == "processing-time",
+        )
+        self.check_record_type(rt)
+        return rt
+
+    # --- structure -----------------------------------------------------------------------------
+
+    def record(self, node: dict[str, Any], ptr: str, path: str, class_name: str) -> Record:
+        if class_name in self.class_names:
+            self.fault(ptr + "/name", f"record name {node['name']!r} gives class {class_name} twice")
+        self.class_names.add(class_name)
+        names: set[str] = set()
+        fields: list[Field] = []
+        for i, f in enumerate(node["fields"]):
+            fptr = f"{ptr}/fields/{i}"
+            if f["name"] in names:
+                self.fault(fptr + "/name", f"duplicate field name {f['name']!r}")
+            names.add(f["name"])
+            field = self.field(f, fptr, f"{path}.{f['name']}" if path else f["name"])
+            if field is not None:
+                fields.append(field)
+        return Record(name=node["name"], class_name=class_name, fields=tuple(fields))
+
+    def field(self, f: dict[str, Any], ptr: str, path: str) -> Field | None:
+        avro = f["type"]
+        optional = False
+        if isinstance(avro, list):
+            if len(avro) != 2 or avro[0] != "null" or avro[1] == "null":
+                self.fault(ptr + "/type", 'only the union ["null", T] (an optional T) is supported')
+                return None
+            optional, avro = True, avro[1]
+            if f.get("default", ...) is not None:
+                self.fault(ptr, 'an optional field needs "default": null')
+        elif "default" in f:
+            self.fault(ptr + "/default", "defaults are only allowed as null on optional fields")
+        t = self.type(avro, ptr + ("/type/1" if optional else "/type"), path)
+        if t is None:
+            return None
+        ann = f.get("dmd", {})
+        field = Field(
+            name=f["name"],
+            path=path,
+            pointer=ptr,
+            type=t,
+            optional=optional,
+            doc=f.get("doc", ""),
+            origin=Origin(ann.get("added", "image")),
+            pii=ann.get("pii", False),
+            wire_set=ann.get("wire") == "SS",
+            minimum=ann.get("minimum"),
+            maximum=ann.get("maximum"),
+            template=ann.get("template", ""),
+            config=ann.get("config", ""),
+        )
+        self.check_field(field)
+        return field
+
+    def type(self, avro: Any, ptr: str, path: str) -> TypeRef | None:
+        kind = scalar_kind(avro)
+        if kind is not None:
+            return TypeRef(kind)
+        if avro in ("float", "double") or (isinstance(avro, dict) and avro.get("type") in ("float", "double")):
+            self.fault(ptr, "floating point is not allowed: use int/long, or an Avro decimal for money")
+            return None
+        if not isinstance(avro, dict):
+            self.fault(
+                ptr,
+                f"unsupported type {json.dumps(avro)}: use string, boolean, int, long, "
+                "decimal, timestamp-millis/micros, date, enum, array or record (defined inline)",
+            )
+            return None
+        match avro.get("type"), avro.get("logicalType"):
+            case "bytes", "decimal":
+                if avro["scale"] > avro["precision"]:
+                    self.fault(ptr + "/scale", "decimal scale must not exceed its precision")
+                return TypeRef(Kind.DECIMAL, precision=avro["precision"], scale=avro["scale"])
+            case "enum", _:
+                return TypeRef(Kind.ENUM, name=avro["name"], symbols=tuple(avro["symbols"]))
+            case "array", _:
+                items = self.type(avro["items"], ptr + "/items", path)
+                if items is None:
+                    return None
+                if items.kind in (Kind.ARRAY, Kind.RECORD):
+                    self.fault(ptr + "/items", "arrays of arrays or records are not supported")
+                    return None
+                return TypeRef(Kind.ARRAY, items=items)
+            case "record", _:
+                class_name = self.root_name + avro["name"]
+                return TypeRef(Kind.RECORD, name=avro["name"], record=self.record(avro, ptr, path, class_name))
+        self.fault(ptr, f"unsupported type {json.dumps(avro)[:80]}")
+        return None
+
+    # --- semantics -----------------------------------------------------------------------------
+
+    def check_field(self, f: Field) -> None:
+        ptr = f.pointer + "/dmd"
+        kind = f.type.kind
+        if keyword.iskeyword(f.name):
+            self.fault(f.pointer + "/name", f"{f.name!r} is a Python keyword and cannot be a field name")
+        if f.pii:
+            if kind is not Kind.STRING:
+                self.fault(ptr + "/pii", "only string fields can be PII (they are replaced by '[redacted]')")
+            if not f.from_image:
+                self.fault(ptr + "/pii", "a field the pipeline adds cannot be PII")
+        if f.wire_set and not (kind is Kind.ARRAY and f.type.items and f.type.items.kind is Kind.STRING):
+            self.fault(ptr + "/wire", "a string set (SS) must be an array of strings")
+        if f.minimum is not None or f.maximum is not None:
+            if kind not in INT_RANGES:
+                self.fault(ptr, "minimum/maximum apply to int and long fields only")
+            else:
+                lo, hi = INT_RANGES[kind]
+                for key, value in (("minimum", f.minimum), ("maximum", f.maximum)):
+                    if value is not None and not lo <= value <= hi:
+                        self.fault(f"{ptr}/{key}", f"{value} is outside the range of Avro {kind}")
+                if f.minimum is not None and f.maximum is not None and f.minimum > f.maximum:
+                    self.fault(ptr, f"minimum {f.minimum} is greater than maximum {f.maximum}")
+        expected = _ADDED_TYPES.get(f.origin)
+        if expected is not None and not expected(f):
+            self.fault(f.pointer + "/type", f"a field with added {f.origin.value!r} must be {_ADDED_DOC[f.origin]}")
+        if f.origin is Origin.CONFIG and f.config not in CONFIG_KEYS:
+            self.fault(ptr + "/config", f"unknown setting {f.config!r}; known: {', '.join(sorted(CONFIG_KEYS))}")
+
+    def check_record_type(self, rt: RecordType) -> None:
+        fields = rt.walk()
+        by_path = {f.path: f for f in fields}
+        type_field = by_path.get("type")
+        if type_field is None or type_field.type.kind is not Kind.STRING or type_field.optional:
+            self.fault("/fields", "a record type needs a required string field `type` (the DynamoDB `type`)")
+        for origin in REQUIRED_ADDED:
+            count = sum(1 for f in fields if f.origin is origin)
+            if count != 1:
+                self.fault("/fields", f'needs exactly one field with "added": "{origin.value}", found {count}')
+        for f in fields:
+            parent = by_path.get(f.path.rpartition(".")[0])
+            if not f.from_image and f.type.kind is not Kind.RECORD and parent is not None and parent.optional:
+                self.fault(f.pointer, "a field the pipeline adds cannot sit inside an optional record")
+            if f.origin is Origin.TEMPLATE:
+                if "." in f.path:
+                    self.fault(f.pointer, "a template field must be a top-level field")
+                for name in TEMPLATE_PLACEHOLDER.findall(f.template):
+                    ref = by_path.get(name)
+                    if (
+                        ref is None
+                        or "." in name
+                        or not ref.from_image
+                        or ref.optional
+                        or ref.type.kind not in _TEMPLATE_KINDS
+                    ):
+                        self.fault(
+                            f.pointer + "/dmd/template",
+                            f"placeholder {{{name}}} must name a required top-level string or integer image field",
+                        )
+        paths = rt.partition_paths
+        for i, p in enumerate(paths):
+            ptr = f"/dmd/partitionDate/paths/{i}"
+            ref = by_path.get(p)
+            if ref is None:
+                self.fault(ptr, f"no field at path {p!r}")
+            elif ref.type.kind not in TIMESTAMP_KINDS and ref.type.kind is not Kind.DATE:
+                self.fault(ptr, f"field {p!r} is a {ref.type.kind.value}, not a timestamp or date")
+            elif not (ref.from_image or ref.origin is Origin.CDC_CHANGE_TIME):
+                self.fault(ptr, f"field {p!r} is added by the pipeline; partition by an image field")
+        last = by_path.get(paths[-1])
+        if last is not None and not rt.partition_fallback and not _always_present(last, by_path):
+            self.fault(
+                "/dmd/partitionDate",
+                f'the last path {paths[-1]!r} may be absent: make it required or add "fallback": "processing-time"',
+            )
+
+
+_TEMPLATE_KINDS = frozenset({Kind.STRING, Kind.INT, Kind.LONG, Kind.ENUM})
+
+
+def _always_present(f: Field, by_path: dict[str, Field]) -> bool:
+    """A field is always present if it and every record around it are required."""
+    parts = f.path.split(".")
+    return all(not by_path[".".join(parts[: i + 1])].optional for i in range(len(parts)))
+
+
+def _is(kind: Kind, *, optional: bool = False):
+    return lambda f: f.type.kind is kind and f.optional is optional
+
+
+_ADDED_TYPES = {
+    Origin.IS_DELETED: _is(Kind.BOOLEAN),
+    Origin.DELETED_AT: lambda f: f.type.kind in TIMESTAMP_KINDS and f.optional,
+    Origin.TEMPLATE: _is(Kind.STRING),
+    Origin.CONFIG: _is(Kind.STRING),
+    Origin.CDC_OPERATION: lambda f: (
+        f.type.kind is Kind.ENUM and f.type.symbols == ("INSERT", "MODIFY", "REMOVE") and not f.optional
+    ),
+    Origin.CDC_TTL_EXPIRED: _is(Kind.BOOLEAN),
+    Origin.CDC_SEQUENCE_NUMBER: _is(Kind.STRING),
+    Origin.CDC_CHANGE_TIME: lambda f: f.type.kind in TIMESTAMP_KINDS and not f.optional,
+    Origin.CDC_EVENT_ID: _is(Kind.STRING),
+}
+_ADDED_DOC = {
+    Origin.IS_DELETED: "a required boolean",
+    Origin.DELETED_AT: "an optional timestamp",
+    Origin.TEMPLATE: "a required string",
+    Origin.CONFIG: "a required string",
+    Origin.CDC_OPERATION: "a required enum with symbols INSERT, MODIFY, REMOVE",
+    Origin.CDC_TTL_EXPIRED: "a required boolean",
+    Origin.CDC_SEQUENCE_NUMBER: "a required string",
+    Origin.CDC_CHANGE_TIME: "a required timestamp",
+    Origin.CDC_EVENT_ID: "a required string",
+}

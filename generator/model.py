@@ -1,0 +1,168 @@
+"""The one intermediate model between schema files and every renderer.
+
+Renderers read only these frozen dataclasses, never raw schema JSON, so a fact about a
+record type (its partition date, its PII, its type mapping) is decided once, in the loader.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    STRING = "string"
+    BOOLEAN = "boolean"
+    INT = "int"
+    LONG = "long"
+    DECIMAL = "decimal"
+    TIMESTAMP_MILLIS = "timestamp-millis"
+    TIMESTAMP_MICROS = "timestamp-micros"
+    DATE = "date"
+    ENUM = "enum"
+    ARRAY = "array"
+    RECORD = "record"
+
+
+class Origin(StrEnum):
+    """Where a field's value comes from: the DynamoDB image, or the pipeline itself."""
+
+    IMAGE = "image"
+    IS_DELETED = "is-deleted"
+    DELETED_AT = "deleted-at"
+    TEMPLATE = "template"
+    CONFIG = "config"
+    CDC_OPERATION = "cdc.operation"
+    CDC_TTL_EXPIRED = "cdc.ttl-expired"
+    CDC_SEQUENCE_NUMBER = "cdc.sequence-number"
+    CDC_CHANGE_TIME = "cdc.change-time"
+    CDC_EVENT_ID = "cdc.event-id"
+
+
+# Values every record type must carry, computed by the runtime for each change record.
+REQUIRED_ADDED: tuple[Origin, ...] = (
+    Origin.IS_DELETED,
+    Origin.DELETED_AT,
+    Origin.CDC_OPERATION,
+    Origin.CDC_TTL_EXPIRED,
+    Origin.CDC_SEQUENCE_NUMBER,
+    Origin.CDC_CHANGE_TIME,
+    Origin.CDC_EVENT_ID,
+)
+
+TIMESTAMP_KINDS = frozenset({Kind.TIMESTAMP_MILLIS, Kind.TIMESTAMP_MICROS})
+
+
+@dataclass(frozen=True)
+class TypeRef:
+    kind: Kind
+    name: str = ""  # Avro name of an enum or record
+    symbols: tuple[str, ...] = ()
+    precision: int = 0
+    scale: int = 0
+    items: TypeRef | None = None
+    record: Record | None = None
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    path: str  # dotted path from the record root, e.g. "date.requested"
+    pointer: str  # JSON pointer of the field in its schema file
+    type: TypeRef
+    optional: bool
+    doc: str
+    origin: Origin = Origin.IMAGE
+    pii: bool = False
+    wire_set: bool = False  # array read from a DynamoDB string set (SS) instead of a list (L)
+    minimum: int | None = None
+    maximum: int | None = None
+    template: str = ""  # Origin.TEMPLATE: "{type}:{id}"
+    config: str = ""  # Origin.CONFIG: name of the runtime setting
+
+    @property
+    def from_image(self) -> bool:
+        return self.origin is Origin.IMAGE
+
+    @property
+    def wire_required(self) -> bool:
+        """Must the attribute be present in the DynamoDB image?
+
+        A nested record that the pipeline completes (e.g. `date`, which holds `date.deleted`)
+        is required on the wire only if it holds a required image attribute itself.
+        """
+        if self.optional:
+            return False
+        if self.type.record is not None:
+            return any(f.wire_required for f in self.type.record.fields)
+        return self.from_image
+
+    @property
+    def has_image_fields(self) -> bool:
+        if self.type.record is not None:
+            return any(f.has_image_fields for f in self.type.record.fields)
+        return self.from_image
+
+
+@dataclass(frozen=True)
+class Record:
+    name: str  # Avro name (without namespace)
+    class_name: str  # Python class name, unique within its record type
+    fields: tuple[Field, ...]
+
+
+@dataclass(frozen=True)
+class RecordType:
+    type_name: str  # the DynamoDB `type` value
+    source: str  # schema file, relative to the schema folder's parent (e.g. "schemas/demand.json")
+    source_sha256: str
+    doc: str
+    namespace: str
+    root: Record
+    partition_paths: tuple[str, ...]
+    partition_fallback: bool  # fall back to processing time when every path is absent
+
+    @property
+    def class_name(self) -> str:
+        return self.root.class_name
+
+    def walk(self) -> tuple[Field, ...]:
+        """Every field, depth first, in schema order."""
+        out: list[Field] = []
+
+        def visit(record: Record) -> None:
+            for f in record.fields:
+                out.append(f)
+                if f.type.kind is Kind.RECORD and f.type.record is not None:
+                    visit(f.type.record)
+
+        visit(self.root)
+        return tuple(out)
+
+    def field(self, path: str) -> Field | None:
+        return next((f for f in self.walk() if f.path == path), None)
+
+    def records(self) -> tuple[Record, ...]:
+        """Nested records first, the root last: the order classes must be defined in."""
+        out: list[Record] = []
+
+        def visit(record: Record) -> None:
+            for f in record.fields:
+                if f.type.kind is Kind.RECORD and f.type.record is not None:
+                    visit(f.type.record)
+            out.append(record)
+
+        visit(self.root)
+        return tuple(out)
+
+    @property
+    def pii_paths(self) -> tuple[str, ...]:
+        return tuple(f.path for f in self.walk() if f.pii)
+
+
+@dataclass(frozen=True)
+class Model:
+    types: tuple[RecordType, ...]  # sorted by type_name
+
+    def type(self, type_name: str) -> RecordType:
+        return next(t for t in self.types if t.type_name == type_name)

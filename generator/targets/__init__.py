@@ -1,0 +1,28 @@
+"""The table of targets: each a pure function from the model to {path under generated/: text}."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..model import Model
+from .avro import render_avro
+from .docs import render_docs
+from .python import render_python
+
+Renderer = Callable[[Model], dict[str, str]]
+
+TARGETS: dict[str, Renderer] = {
+    "python": render_python,
+    "avro": render_avro,
+    "docs": render_docs,
+}
+
+
+def render_all(model: Model) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, render in TARGETS.items():
+        for path, text in render(model).items():
+            if path in out:
+                raise ValueError(f"target {name!r} renders {path}, which another target rendered already")
+            out[path] = text
+    return dict(sorted(out.items()))

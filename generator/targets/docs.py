@@ -1,0 +1,73 @@
+"""Docs target: a data dictionary of every record type and field."""
+
+from __future__ import annotations
+
+from ..model import TIMESTAMP_KINDS, Field, Kind, Model, Origin
+from ..templating import header, render
+
+TEMPLATE = "docs/data-dictionary.md.j2"
+
+ORIGINS = {
+    Origin.IMAGE: "DynamoDB image",
+    Origin.IS_DELETED: "pipeline: true for a REMOVE",
+    Origin.DELETED_AT: "pipeline: change time of a REMOVE",
+    Origin.TEMPLATE: "pipeline: enrichment",
+    Origin.CONFIG: "pipeline: configuration",
+    Origin.CDC_OPERATION: "pipeline: stream eventName",
+    Origin.CDC_TTL_EXPIRED: "pipeline: TTL expiry flag",
+    Origin.CDC_SEQUENCE_NUMBER: "pipeline: stream sequence number",
+    Origin.CDC_CHANGE_TIME: "pipeline: ApproximateCreationDateTime",
+    Origin.CDC_EVENT_ID: "pipeline: stream eventID",
+}
+
+
+def describe_type(f: Field) -> str:
+    t = f.type
+    match t.kind:
+        case Kind.ENUM:
+            return "enum: " + ", ".join(f"`{s}`" for s in t.symbols)
+        case Kind.DECIMAL:
+            return f"decimal({t.precision},{t.scale})"
+        case Kind.ARRAY:
+            assert t.items is not None
+            return f"array of {t.items.kind.value}" + (" (string set)" if f.wire_set else "")
+        case Kind.RECORD:
+            return f"record `{t.name}`"
+        case Kind.INT | Kind.LONG if f.minimum is not None or f.maximum is not None:
+            return f"{t.kind.value} ({f.minimum}..{f.maximum})"
+        case k if k in TIMESTAMP_KINDS:
+            return f"timestamp ({'ms' if k is Kind.TIMESTAMP_MILLIS else 'µs'}, UTC)"
+    return t.kind.value
+
+
+def origin(f: Field) -> str:
+    text = ORIGINS[f.origin]
+    if f.origin is Origin.TEMPLATE:
+        text += f" `{f.template}`"
+    if f.origin is Origin.CONFIG:
+        text += f" `{f.config}`"
+    return text
+
+
+def render_docs(model: Model) -> dict[str, str]:
+    types = [
+        {
+            "rt": rt,
+            "partition": " else ".join(f"`{p}`" for p in rt.partition_paths)
+            + (" else the processing time" if rt.partition_fallback else ""),
+            "fields": [
+                {
+                    "path": f.path,
+                    "type": describe_type(f),
+                    "required": "optional" if f.optional else "required",
+                    "pii": "PII" if f.pii else "",
+                    "origin": origin(f),
+                    "doc": f.doc.replace("|", "\\|"),
+                }
+                for f in rt.walk()
+            ],
+        }
+        for rt in model.types
+    ]
+    text = render(TEMPLATE, header=header("<!--", model.types, [TEMPLATE]).replace("\n", " -->\n"), types=types)
+    return {"docs/data-dictionary.md": text}

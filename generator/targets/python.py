@@ -1,0 +1,285 @@
+"""Python target: one module per record type (typed classes, decoder, partition date, scrub,
+Avro and Arrow conversion) and a registry from `type` value to RecordSpec.
+
+This module computes every expression the templates print; the templates only lay them out.
+"""
+
+from __future__ import annotations
+
+import pprint
+from dataclasses import dataclass
+
+from ..model import TIMESTAMP_KINDS, Field, Kind, Model, Origin, Record, RecordType, TypeRef
+from ..templating import header, render
+from ..typemap import INT_RANGES, arrow_field, field_mapping, python_hint, record_avro
+
+RECORD_TEMPLATE = "python/record.py.j2"
+REGISTRY_TEMPLATE = "python/registry.py.j2"
+
+# Fraction digits each timestamp kind keeps exactly.
+TIMESTAMP_DIGITS = {Kind.TIMESTAMP_MILLIS: 3, Kind.TIMESTAMP_MICROS: 6}
+# Longest run of digits that surely fits each integer kind, for the inlined fast path.
+FAST_DIGITS = {Kind.INT: 9, Kind.LONG: 18}
+
+ADDED_VALUES: dict[Origin, str] = {
+    Origin.IS_DELETED: "change.removed",
+    Origin.DELETED_AT: "change.change_time if change.removed else None",
+    Origin.CDC_OPERATION: "change.operation",
+    Origin.CDC_TTL_EXPIRED: "change.ttl_expired",
+    Origin.CDC_SEQUENCE_NUMBER: "change.sequence_number",
+    Origin.CDC_CHANGE_TIME: "change.change_time",
+    Origin.CDC_EVENT_ID: "change.event_id",
+}
+
+
+@dataclass(frozen=True)
+class FieldView:
+    name: str
+    hint: str
+    decode: tuple[str, ...]  # lines that set the field's local variable (image fields)
+    value: str  # expression passed to the class constructor
+    avro: str  # expression of the field's Avro datum, given the object `o`
+    arrow: str  # expression of the field's Arrow column, given objects `objs` and parent type `t`
+
+
+@dataclass(frozen=True)
+class ClassView:
+    name: str
+    doc: str
+    root: bool
+    fields: tuple[FieldView, ...]
+    constants: tuple[tuple[str, str], ...]  # (name, expression) of module-level constants
+
+
+def local(f: Field) -> str:
+    return f"f_{f.name}"
+
+
+def symbols_const(cls: str, f: Field) -> str:
+    return f"_{cls}_{f.name}_SYMBOLS".upper()
+
+
+def item_helper(t: TypeRef, cls: str, f: Field) -> str:
+    """A helper decoding one list element, as `helper(av, path, problems, required)`."""
+    match t.kind:
+        case Kind.STRING:
+            return "w.string"
+        case Kind.BOOLEAN:
+            return "w.boolean"
+        case Kind.INT | Kind.LONG:
+            lo, hi = INT_RANGES[t.kind]
+            return f"partial(w.integer, lo={lo}, hi={hi})"
+        case Kind.DECIMAL:
+            return f"partial(w.decimal, precision={t.precision}, scale={t.scale})"
+        case Kind.ENUM:
+            return f"partial(w.enum, symbols={symbols_const(cls, f)})"
+        case Kind.DATE:
+            return "w.calendar_date"
+        case k if k in TIMESTAMP_KINDS:
+            return f"partial(w.timestamp, digits={TIMESTAMP_DIGITS[k]})"
+    raise ValueError(f"no list element decoder for {t.kind}")
+
+
+def decode_lines(f: Field, cls: str) -> tuple[str, ...]:
+    """Lines that decode one image attribute into `f_<name>`: an inlined happy path for the
+    common kinds, a helper call for the rest and for every error message."""
+    var, key, path, req, kind = local(f), repr(f.name), repr(f.path), str(f.wire_required), f.type.kind
+    get = f"image.get({key})"
+
+    def fast(test: str, value: str, slow: str) -> tuple[str, ...]:
+        return (
+            f"av = {get}",
+            f"if type(av) is dict and {test} and len(av) == 1:",
+            f"    {var} = {value}",
+            "else:",
+            f"    {var} = {slow}",
+        )
+
+    match kind:
+        case Kind.STRING:
+            return fast('type(v := av.get("S")) is str', "v", f"w.string(av, {path}, problems, {req})")
+        case Kind.ENUM:
+            symbols = symbols_const(cls, f)
+            return fast(
+                f'type(v := av.get("S")) is str and v in {symbols}',
+                "v",
+                f"w.enum(av, {path}, problems, {req}, {symbols})",
+            )
+        case Kind.BOOLEAN:
+            return fast('type(v := av.get("BOOL")) is bool', "v", f"w.boolean(av, {path}, problems, {req})")
+        case Kind.INT | Kind.LONG:
+            lo, hi = INT_RANGES[kind]
+            lo = lo if f.minimum is None else f.minimum
+            hi = hi if f.maximum is None else f.maximum
+            return fast(
+                f'type(v := av.get("N")) is str and v.isdigit() and v.isascii() and len(v) <= {FAST_DIGITS[kind]}'
+                f" and {lo} <= (n := int(v)) <= {hi}",
+                "n",
+                f"w.integer(av, {path}, problems, {req}, {lo}, {hi})",
+            )
+        case Kind.DECIMAL:
+            p, s = f.type.precision, f.type.scale
+            return (f"{var} = w.decimal({get}, {path}, problems, {req}, {p}, {s})",)
+        case Kind.DATE:
+            return (f"{var} = w.calendar_date({get}, {path}, problems, {req})",)
+        case k if k in TIMESTAMP_KINDS:
+            return (f"{var} = w.timestamp({get}, {path}, problems, {req}, {TIMESTAMP_DIGITS[k]})",)
+        case Kind.ARRAY:
+            assert f.type.items is not None
+            tag = '"SS"' if f.wire_set else '"L"'
+            helper = item_helper(f.type.items, cls, f)
+            return (f"{var} = w.items({get}, {path}, problems, {req}, {tag}, {helper})",)
+        case Kind.RECORD:
+            assert f.type.record is not None
+            child = f"_decode_{f.type.record.class_name}"
+            if not f.has_image_fields:
+                return (f"{var} = {child}(_EMPTY, problems, change, settings)",)
+            if f.optional or f.wire_required:
+                return (
+                    f"m = w.mapping({get}, {path}, problems, {req})",
+                    f"{var} = None if m is None else {child}(m, problems, change, settings)",
+                )
+            return (  # present in every archived record, even when the image has no such map
+                f"m = w.mapping({get}, {path}, problems, False)",
+                f"{var} = {child}(_EMPTY if m is None else m, problems, change, settings)",
+            )
+    raise ValueError(f"no decoder for {kind}")
+
+
+def template_value(f: Field) -> str:
+    # "{type}:{id}" -> f"{f_type}:{f_id}"; placeholders are root image fields (checked by the loader)
+    text = f.template.replace("{", "{f_")
+    return "f" + repr(text)
+
+
+def added_value(f: Field) -> str:
+    if f.origin is Origin.TEMPLATE:
+        return template_value(f)
+    if f.origin is Origin.CONFIG:
+        return f"settings[{f.config!r}]"
+    return ADDED_VALUES[f.origin]
+
+
+def avro_value(f: Field) -> str:
+    get = f"o.{f.name}"
+    if f.type.record is None:
+        return get
+    child = f"_avro_{f.type.record.class_name}"
+    return f"None if {get} is None else {child}({get})" if f.optional else f"{child}({get})"
+
+
+def arrow_column(f: Field, index: int) -> str:
+    values = f"[o.{f.name} for o in objs]"
+    child_type = f"t.field({index}).type"
+    if f.type.record is None:
+        return f"pa.array({values}, {child_type})"
+    cls = f.type.record.class_name
+    return f"struct_array({values}, {child_type}, _columns_{cls}, _NULL_{cls})"
+
+
+def class_view(record: Record, rt: RecordType) -> ClassView:
+    fields: list[FieldView] = []
+    constants: list[tuple[str, str]] = []
+    for i, f in enumerate(record.fields):
+        if f.type.kind is Kind.ENUM or (f.type.items is not None and f.type.items.kind is Kind.ENUM):
+            symbols = f.type.symbols or (f.type.items.symbols if f.type.items else ())
+            constants.append((symbols_const(record.class_name, f), f"frozenset({list(symbols)!r})"))
+        image = f.from_image or f.type.kind is Kind.RECORD
+        fields.append(
+            FieldView(
+                name=f.name,
+                hint=python_hint(f),
+                decode=decode_lines(f, record.class_name) if image else (),
+                value=local(f) if image else added_value(f),
+                avro=avro_value(f),
+                arrow=arrow_column(f, i),
+            )
+        )
+    doc = rt.doc if record is rt.root else f"The `{record.name}` record of {rt.type_name}."
+    return ClassView(record.class_name, doc, record is rt.root, tuple(fields), tuple(constants))
+
+
+def guarded(path: str, root: RecordType) -> str:
+    """Expression reading `rec.<path>`, None when an optional record on the way is absent."""
+    parts = path.split(".")
+    guards = []
+    for i in range(1, len(parts)):
+        f = root.field(".".join(parts[:i]))
+        if f is not None and f.optional:
+            guards.append("rec." + ".".join(parts[:i]) + " is not None")
+    expr = "rec." + path
+    return f"({expr} if {' and '.join(guards)} else None)" if guards else expr
+
+
+def partition_lines(rt: RecordType) -> tuple[str, ...]:
+    lines: list[str] = []
+    for path in rt.partition_paths:
+        f = rt.field(path)
+        assert f is not None
+        expr = guarded(path, rt)
+        to_date = "v" if f.type.kind is Kind.DATE else "v.date()"
+        lines.append(f"v = {expr}")
+        if not f.optional and expr == f"rec.{path}":  # always present: the last path
+            lines.append(f"return {to_date}")
+            return tuple(lines)
+        lines += ["if v is not None:", f"    return {to_date}"]
+    if rt.partition_fallback:
+        lines.append("return processing_time.astimezone(UTC).date()")
+    else:
+        lines.append(f'raise ValueError("{rt.type_name}: no partition date")  # unreachable: checked by the loader')
+    return tuple(lines)
+
+
+def scrub_lines(rt: RecordType) -> tuple[str, ...]:
+    lines: list[str] = []
+    for f in rt.walk():
+        if not f.pii:
+            continue
+        value = guarded(f.path, rt)
+        lines += [f"if {value} is not None:", f"    rec.{f.path} = REDACTED"]
+    return tuple(lines) or ("pass",)
+
+
+def field_info(f: Field) -> str:
+    args = [f"{f.path!r}", f"{f.type.kind.value!r}", f"optional={f.optional}", f"origin={f.origin.value!r}"]
+    if f.pii:
+        args.append("pii=True")
+    if f.from_image or f.has_image_fields:
+        args.append(f"wire={field_mapping(f).wire!r}")
+    t = f.type.items or f.type
+    if f.type.items is not None:
+        args.append(f"item_kind={t.kind.value!r}")
+    if t.symbols:
+        args.append(f"symbols={t.symbols!r}")
+    if f.type.kind in INT_RANGES:
+        lo, hi = INT_RANGES[f.type.kind]
+        lo = lo if f.minimum is None else f.minimum
+        hi = hi if f.maximum is None else f.maximum
+        args += [f"minimum={lo}", f"maximum={hi}"]
+    if f.type.kind is Kind.DECIMAL:
+        args += [f"precision={f.type.precision}", f"scale={f.type.scale}"]
+    return f"FieldInfo({', '.join(args)})"
+
+
+def render_record_type(rt: RecordType) -> str:
+    classes = [class_view(r, rt) for r in rt.records()]
+    return render(
+        RECORD_TEMPLATE,
+        header=header("#", [rt], [RECORD_TEMPLATE]),
+        rt=rt,
+        classes=classes,
+        root=classes[-1],
+        partition=partition_lines(rt),
+        scrub=scrub_lines(rt),
+        fields=[field_info(f) for f in rt.walk()],
+        avro_schema=pprint.pformat(record_avro(rt), indent=1, width=100, sort_dicts=False),
+        arrow_fields=[arrow_field(f) for f in rt.root.fields],
+    )
+
+
+def render_python(model: Model) -> dict[str, str]:
+    out = {f"python/{rt.type_name}.py": render_record_type(rt) for rt in model.types}
+    out["python/__init__.py"] = render(
+        REGISTRY_TEMPLATE, header=header("#", model.types, [REGISTRY_TEMPLATE]), types=model.types
+    )
+    return out

@@ -1,0 +1,1 @@
+"""Runtime: Lambda handler and local CLI over the generated record code."""

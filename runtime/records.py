@@ -1,0 +1,77 @@
+"""The contract between the runtime and the generated record modules.
+
+Each generated module exposes one `RecordSpec`; the runtime never needs to know a record
+type's fields, only this interface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pyarrow is imported only by Parquet runs
+    import pyarrow as pa
+
+REDACTED = "[redacted]"
+OPERATIONS = ("INSERT", "MODIFY", "REMOVE")
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What the stream says about one change, besides the item image."""
+
+    operation: str  # INSERT | MODIFY | REMOVE
+    ttl_expired: bool
+    sequence_number: str
+    change_time: datetime  # aware, UTC
+    event_id: str
+
+    @property
+    def removed(self) -> bool:
+        return self.operation == "REMOVE"
+
+
+class DecodeError(ValueError):
+    """An image that does not fit its schema; each problem is `field.path: reason`."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True, slots=True)
+class FieldInfo:
+    """One field of a record type, as the schema declares it (for sampling, docs and tests)."""
+
+    path: str
+    kind: str  # a generator Kind value: string, int, long, decimal, timestamp-millis, enum, array, record, ...
+    optional: bool
+    origin: str  # "image" or what the pipeline adds ("is-deleted", "cdc.operation", ...)
+    pii: bool = False
+    wire: str = ""  # DynamoDB tag: S, N, BOOL, L, SS, M
+    item_kind: str = ""  # for arrays
+    symbols: tuple[str, ...] = ()
+    minimum: int | None = None
+    maximum: int | None = None
+    precision: int = 0
+    scale: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RecordSpec:
+    """Everything the runtime needs to archive one record type."""
+
+    type_name: str
+    record_class: type
+    # decode(image, change, settings) -> record; raises DecodeError naming every bad field
+    decode: Callable[[Mapping[str, Any], Change, Mapping[str, str]], Any]
+    # partition_date(record, processing_time) -> the calendar date of the record's partition
+    partition_date: Callable[[Any, datetime], date]
+    scrub: Callable[[Any], None]  # replace every PII value by REDACTED, in place
+    to_avro: Callable[[Any], dict[str, Any]]
+    to_arrow: Callable[[Sequence[Any]], pa.Table]
+    arrow_schema: Callable[[], pa.Schema]
+    avro_schema: Mapping[str, Any]
+    fields: tuple[FieldInfo, ...]

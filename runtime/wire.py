@@ -1,0 +1,185 @@
+"""Decoding helpers for DynamoDB AttributeValue JSON, called by the generated decoders.
+
+Generated code inlines the happy path of common types and calls these for everything else:
+absent or NULL values, wrong tags, numbers that are not plain digits, and all error messages.
+Each helper appends `path: reason` to `problems` and returns None when the value is bad, so
+one pass reports every bad field of an image.
+
+Numbers are exact: integers via int(), decimals via Decimal() (no context rounding, unlike
+boto3's TypeDeserializer, which raises decimal.Rounded/Inexact on valid 39-digit values).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation, localcontext
+from typing import Any
+
+_NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\Z")
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})\Z")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
+_TAGS = frozenset({"S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"})
+# Long strings are cut in messages: they name the field and the reason, they don't echo data.
+_SHOW = 40
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _SHOW else text[:_SHOW] + "…"
+
+
+def _unwrap(av: Any, tag: str, path: str, problems: list[str], required: bool) -> Any:
+    """The payload of `{tag: payload}`, or None (absent/NULL, or a problem appended)."""
+    if av is None:
+        if required:
+            problems.append(f"{path}: required attribute is missing")
+        return None
+    if type(av) is not dict or len(av) != 1:
+        problems.append(f"{path}: not a DynamoDB AttributeValue (expected {{{tag!r}: ...}}, got {_show(av)})")
+        return None
+    ((got, payload),) = av.items()
+    if got == "NULL" and payload is True:
+        if required:
+            problems.append(f"{path}: required attribute is NULL")
+        return None
+    if got != tag:
+        what = f"type tag {got!r}" if got in _TAGS else f"unknown type tag {_show(got)}"
+        problems.append(f"{path}: expected type tag {tag!r}, got {what}")
+        return None
+    return payload
+
+
+def string(av: Any, path: str, problems: list[str], required: bool) -> str | None:
+    v = _unwrap(av, "S", path, problems, required)
+    if v is None or type(v) is str:
+        return v
+    problems.append(f"{path}: 'S' value must be a JSON string, got {_show(v)}")
+    return None
+
+
+def enum(av: Any, path: str, problems: list[str], required: bool, symbols: frozenset[str]) -> str | None:
+    v = string(av, path, problems, required)
+    if v is None or v in symbols:
+        return v
+    problems.append(f"{path}: {_show(v)} is not one of {', '.join(sorted(symbols))}")
+    return None
+
+
+def boolean(av: Any, path: str, problems: list[str], required: bool) -> bool | None:
+    v = _unwrap(av, "BOOL", path, problems, required)
+    if v is None or type(v) is bool:
+        return v
+    problems.append(f"{path}: 'BOOL' value must be true or false, got {_show(v)}")
+    return None
+
+
+def _number(av: Any, path: str, problems: list[str], required: bool) -> Decimal | None:
+    v = _unwrap(av, "N", path, problems, required)
+    if v is None:
+        return None
+    if type(v) is not str or not v.isascii() or not _NUMBER.match(v):
+        problems.append(f"{path}: 'N' value must be a number string, got {_show(v)}")
+        return None
+    return Decimal(v)  # exact: the constructor never rounds
+
+
+def integer(av: Any, path: str, problems: list[str], required: bool, lo: int, hi: int) -> int | None:
+    d = _number(av, path, problems, required)
+    if d is None:
+        return None
+    if d != d.to_integral_value():
+        problems.append(f"{path}: {_show(av['N'])} is not an integer")
+        return None
+    n = int(d) if abs(d.adjusted()) < 400 else None  # refuse to materialise 1E+999999 before the range check
+    if n is None or not lo <= n <= hi:
+        problems.append(f"{path}: {_show(av['N'])} is out of range [{lo}, {hi}]")
+        return None
+    return n
+
+
+def decimal(av: Any, path: str, problems: list[str], required: bool, precision: int, scale: int) -> Decimal | None:
+    d = _number(av, path, problems, required)
+    if d is None:
+        return None
+    with localcontext(prec=precision + 2) as ctx:
+        try:
+            q = d.quantize(Decimal(1).scaleb(-scale), context=ctx)
+        except InvalidOperation:
+            q = None
+    if q is None or q != d:
+        reason = f"has more than {scale} decimal places" if q is not None else "is out of range"
+        problems.append(f"{path}: {_show(av['N'])} {reason} for decimal({precision},{scale})")
+        return None
+    if len(q.as_tuple().digits) > precision:
+        problems.append(f"{path}: {_show(av['N'])} is out of range for decimal({precision},{scale})")
+        return None
+    return q
+
+
+def timestamp(av: Any, path: str, problems: list[str], required: bool, digits: int) -> datetime | None:
+    """An ISO-8601 timestamp with a UTC offset, kept exactly at `digits` fraction digits (3 or 6)."""
+    v = string(av, path, problems, required)
+    if v is None:
+        return None
+    m = _TIMESTAMP.match(v)
+    if m is None:
+        problems.append(f"{path}: {_show(v)} is not an ISO-8601 timestamp with a time zone")
+        return None
+    fraction = m.group(1) or ""
+    if fraction[digits:].strip("0"):
+        problems.append(f"{path}: {_show(v)} is more precise than the schema's {digits} fraction digits")
+        return None
+    try:
+        dt = datetime.fromisoformat(v)
+    except ValueError:
+        problems.append(f"{path}: {_show(v)} is not a valid calendar timestamp")
+        return None
+    return dt if dt.tzinfo is UTC else dt.astimezone(UTC)
+
+
+def calendar_date(av: Any, path: str, problems: list[str], required: bool) -> date | None:
+    v = string(av, path, problems, required)
+    if v is None:
+        return None
+    if not _DATE.match(v):
+        problems.append(f"{path}: {_show(v)} is not a YYYY-MM-DD date")
+        return None
+    try:
+        return date.fromisoformat(v)
+    except ValueError:
+        problems.append(f"{path}: {_show(v)} is not a valid calendar date")
+        return None
+
+
+def mapping(av: Any, path: str, problems: list[str], required: bool) -> dict[str, Any] | None:
+    v = _unwrap(av, "M", path, problems, required)
+    if v is None or type(v) is dict:
+        return v
+    problems.append(f"{path}: 'M' value must be a JSON object, got {_show(v)}")
+    return None
+
+
+Item = Callable[[Any, str, list[str], bool], Any]
+
+
+def items(av: Any, path: str, problems: list[str], required: bool, tag: str, item: Item) -> list[Any] | None:
+    """A list (`L` of AttributeValues) or a string set (`SS` of plain strings)."""
+    v = _unwrap(av, tag, path, problems, required)
+    if v is None:
+        return None
+    if type(v) is not list:
+        problems.append(f"{path}: {tag!r} value must be a JSON array, got {_show(v)}")
+        return None
+    before = len(problems)
+    if tag == "SS":  # set members are plain JSON strings, not AttributeValues
+        out = v
+        for i, s in enumerate(v):
+            if type(s) is not str:
+                problems.append(f"{path}[{i}]: string set members must be JSON strings, got {_show(s)}")
+        if len(problems) == before and len(set(v)) != len(v):
+            problems.append(f"{path}: a string set holds a duplicate")
+    else:
+        out = [item(x, f"{path}[{i}]", problems, True) for i, x in enumerate(v)]
+    return out if len(problems) == before else None

@@ -1,0 +1,1 @@
+"""Jinja2 templates rendered by dmd.generator (shipped as package data)."""
