@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..model import Model
+from .athena import render_athena
 from .avro import render_avro
 from .docs import render_docs
 from .python import render_python
@@ -15,6 +16,7 @@ TARGETS: dict[str, Renderer] = {
     "python": render_python,
     "avro": render_avro,
     "docs": render_docs,
+    "athena": render_athena,
 }
 
 
