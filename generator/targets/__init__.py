@@ -9,6 +9,7 @@ from .athena import render_athena
 from .avro import render_avro
 from .docs import render_docs
 from .python import render_python
+from .terraform import render_terraform
 
 Renderer = Callable[[Model], dict[str, str]]
 
@@ -17,6 +18,7 @@ TARGETS: dict[str, Renderer] = {
     "avro": render_avro,
     "docs": render_docs,
     "athena": render_athena,
+    "terraform": render_terraform,
 }
 
 
