@@ -104,3 +104,16 @@ def test_athena_views_are_the_local_views():
 def test_render_sql_fills_only_the_given_placeholders():
     text = "s3://${bucket}/${prefix}/x/partition_date=${partition_date}"
     assert render_sql(text, {"bucket": "b", "prefix": "p"}) == "s3://b/p/x/partition_date=${partition_date}"
+
+
+def test_dmd_query_prints_a_table(lake: Path):
+    from click.testing import CliRunner
+
+    from dmd.runtime.cli import main
+
+    sql = "SELECT type, count(*) AS n FROM all_records GROUP BY ALL ORDER BY ALL"
+    result = CliRunner().invoke(main, ["query", sql, "--lake", str(lake)])
+    assert result.exit_code == 0, result.output
+    assert "demand" in result.output and "15" in result.output
+    bad = CliRunner().invoke(main, ["query", "SELECT nope FROM demand", "--lake", str(lake)])
+    assert bad.exit_code == 1
