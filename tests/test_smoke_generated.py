@@ -3,7 +3,6 @@
 from datetime import UTC, datetime
 
 import pytest
-
 from dmd.generated import REGISTRY
 from dmd.runtime.records import Change, DecodeError
 
