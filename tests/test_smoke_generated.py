@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 
 import pytest
+
 from dmd.generated import REGISTRY
 from dmd.runtime.records import Change, DecodeError
 
