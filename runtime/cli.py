@@ -144,3 +144,37 @@ class RunTotals:
             lines.append(f"  {'NOT DELIVERED':<14} {self.failed:>8} (storage failures; rerun to retry)")
         lines.append(f"  {self.objects} data objects written")
         return "\n".join(lines)
+
+
+# --- sample (runtime/sample.py) --------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--records", type=click.IntRange(min=0), default=1000, show_default=True, help="Records in all.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same output, byte for byte.")
+@click.option(
+    "--bad-fraction",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.0,
+    show_default=True,
+    help="Share of records replaced by malformed ones (invalid base64/JSON/fields, unknown type, ...).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 10_000),
+    default=100,
+    show_default=True,
+    help="Records per Lambda event (each event holds records of one shard).",
+)
+@click.option("--out", "out", default="-", show_default=True, help="JSON-lines file to write, or - for stdout.")
+def sample(records: int, seed: int, bad_fraction: float, batch_size: int, out: str) -> None:
+    """Write realistic Lambda Kinesis events (JSON lines) generated from the schemas: every record
+    type, INSERT/MODIFY/REMOVE, optional fields sometimes absent, over six weeks from 2024-01-01."""
+    from .sample import write_sample
+
+    with click.open_file(out, "w", encoding="utf-8", atomic=out != "-") as f:
+        stats = write_sample(f, records, seed, bad_fraction, batch_size)
+    click.echo(f"sample: {stats.summary()} -> {out}", err=True)
+
+
+# --- end of sample ---------------------------------------------------------------------------------
