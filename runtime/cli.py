@@ -166,14 +166,23 @@ class RunTotals:
     show_default=True,
     help="Records per Lambda event (each event holds records of one shard).",
 )
+@click.option(
+    "--bad-kind",
+    "bad_kinds",
+    multiple=True,
+    help="Only malformed records of this kind (repeatable; default: every kind). See dmd.runtime.sample.",
+)
 @click.option("--out", "out", default="-", show_default=True, help="JSON-lines file to write, or - for stdout.")
-def sample(records: int, seed: int, bad_fraction: float, batch_size: int, out: str) -> None:
+def sample(records: int, seed: int, bad_fraction: float, batch_size: int, bad_kinds: tuple[str, ...], out: str) -> None:
     """Write realistic Lambda Kinesis events (JSON lines) generated from the schemas: every record
     type, INSERT/MODIFY/REMOVE, optional fields sometimes absent, over six weeks from 2024-01-01."""
-    from .sample import write_sample
+    from .sample import MALFORMED_KINDS, write_sample
 
+    unknown = sorted(set(bad_kinds) - set(MALFORMED_KINDS))
+    if unknown:
+        raise click.BadParameter(f"{unknown}; known: {', '.join(MALFORMED_KINDS)}", param_hint="--bad-kind")
     with click.open_file(out, "w", encoding="utf-8", atomic=out != "-") as f:
-        stats = write_sample(f, records, seed, bad_fraction, batch_size)
+        stats = write_sample(f, records, seed, bad_fraction, batch_size, kinds=bad_kinds or None)
     click.echo(f"sample: {stats.summary()} -> {out}", err=True)
 
 

@@ -25,7 +25,7 @@ import hashlib
 import string
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from random import Random
@@ -69,6 +69,7 @@ FIELD_KINDS = (
     "unknown-enum-symbol",  # an enum value outside the symbols
     "non-integral-integer",  # "2.5" in an int/long field
     "out-of-range-int",  # one past the field's maximum (9 for quantity 1..8, 2**63 for a long)
+    "invalid-decimal",  # more places than the scale (49.999), or beyond the precision (1E+20)
     "invalid-timestamp",  # 2024-02-30T10:00:00.000Z and other impossible instants
     "path-traversal-date",  # ../../x in a date or timestamp field (one that may name a partition)
 )
@@ -248,7 +249,11 @@ class SampleStats:
 
 
 class Sampler:
-    """One sample run. Iterate `events()` once; `stats()` describes what it yielded."""
+    """One sample run. Iterate `events()` once; `stats()` describes what it yielded.
+
+    `registry` defaults to the generated one; `kinds` restricts the malformed kinds used
+    (default: every kind some record type can carry).
+    """
 
     def __init__(
         self,
@@ -258,6 +263,7 @@ class Sampler:
         batch_size: int = 100,
         *,
         registry: Mapping[str, RecordSpec] | None = None,
+        kinds: Sequence[str] | None = None,
     ) -> None:
         if records < 0:
             raise ValueError(f"records must be >= 0, got {records}")
@@ -284,7 +290,12 @@ class Sampler:
             kind: {t: c for t in self.types if (c := [s for s in self.plans[t] if _fits(kind, s)])}
             for kind in MALFORMED_KINDS
         }
-        self.kinds = [k for k in MALFORMED_KINDS if self.targets[k]]
+        unknown = sorted(set(kinds or ()) - set(MALFORMED_KINDS))
+        if unknown:
+            raise ValueError(f"unknown malformed kinds {unknown}; known: {', '.join(MALFORMED_KINDS)}")
+        self.kinds = [k for k in MALFORMED_KINDS if self.targets[k] and (not kinds or k in kinds)]
+        if n_bad and not self.kinds:
+            raise ValueError(f"none of the malformed kinds {list(kinds or ())} fits the record types {self.types}")
         self._kind_queue: list[str] = []
         # Kinesis positions: a 56-digit sequence number per shard, increasing
         self.seq = [49 * 10**54 + self.rng.randrange(10**52) + i * 10**53 for i in range(len(SHARDS))]
@@ -716,6 +727,9 @@ class Sampler:
         elif kind == "out-of-range-int":
             over = f.maximum is not None and (f.minimum is None or rng.random() < 0.7)
             flat[path] = str(f.maximum + 1) if over else str((f.minimum or 0) - 1)
+        elif kind == "invalid-decimal":
+            places = "9" * (f.scale + 1)
+            flat[path] = rng.choice((f"49.{places}", f"1E+{f.precision - f.scale}", f"-{'9' * (f.precision + 1)}"))
         elif kind == "invalid-timestamp":
             flat[path] = rng.choice(_BAD_TIMESTAMPS)
         elif kind == "path-traversal-date":
@@ -739,6 +753,8 @@ def _fits(kind: str, s: _Slot) -> bool:
         return f.kind in ("int", "long")
     if kind == "out-of-range-int":
         return f.kind in ("int", "long") and (f.maximum is not None or f.minimum is not None)
+    if kind == "invalid-decimal":
+        return f.kind == "decimal"
     if kind == "invalid-timestamp":
         return f.kind.startswith("timestamp") and f.wire == "S"
     if kind == "path-traversal-date":
@@ -756,9 +772,10 @@ def sample_events(
     batch_size: int = 100,
     *,
     registry: Mapping[str, RecordSpec] | None = None,
+    kinds: Sequence[str] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Lambda Kinesis events (`{"Records": [...]}`) holding `records` records in all."""
-    return Sampler(records, seed, bad_fraction, batch_size, registry=registry).events()
+    return Sampler(records, seed, bad_fraction, batch_size, registry=registry, kinds=kinds).events()
 
 
 def sample(
@@ -768,9 +785,10 @@ def sample(
     batch_size: int = 100,
     *,
     registry: Mapping[str, RecordSpec] | None = None,
+    kinds: Sequence[str] | None = None,
 ) -> tuple[list[dict[str, Any]], SampleStats]:
     """The events of a sample, in memory, and what they hold."""
-    sampler = Sampler(records, seed, bad_fraction, batch_size, registry=registry)
+    sampler = Sampler(records, seed, bad_fraction, batch_size, registry=registry, kinds=kinds)
     events = list(sampler.events())
     return events, sampler.stats()
 
@@ -783,9 +801,10 @@ def write_sample(
     batch_size: int = 100,
     *,
     registry: Mapping[str, RecordSpec] | None = None,
+    kinds: Sequence[str] | None = None,
 ) -> SampleStats:
     """Write a sample as JSON lines (one Lambda event per line) and say what it holds."""
-    sampler = Sampler(records, seed, bad_fraction, batch_size, registry=registry)
+    sampler = Sampler(records, seed, bad_fraction, batch_size, registry=registry, kinds=kinds)
     for event in sampler.events():
         out.write(orjson.dumps(event).decode("utf-8"))
         out.write("\n")

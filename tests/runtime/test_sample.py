@@ -134,6 +134,14 @@ def test_arguments_are_checked() -> None:
         with pytest.raises(ValueError):
             list(sample_events(**args))
     assert sample(0, 1) == ([], SampleStats(0, 0, 0, 0, {}, {}, 0, {}, {}))
+    with pytest.raises(ValueError, match="unknown malformed kinds"):
+        sample(10, 1, 0.5, kinds=["bogus"])
+
+
+def test_malformed_kinds_can_be_chosen() -> None:
+    events, stats = sample(200, 8, 0.5, kinds=["wrong-tag", "invalid-base64"])
+    assert stats.by_bad_kind == {"invalid-base64": 50, "wrong-tag": 50}
+    assert sum(reject_reason(r) == "base64" for r in records_of(events)) == 50
 
 
 # --- good records --------------------------------------------------------------------------------
@@ -344,6 +352,7 @@ EXPECTED_REJECTION = {
     "unknown-enum-symbol": r"[\w.]+: '.*' is not one of .*",
     "non-integral-integer": r"[\w.]+: '.*' is not an integer",
     "out-of-range-int": r"[\w.]+: '-?\d+' is out of range \[.*\]",
+    "invalid-decimal": r"[\w.]+: '.*' (has more than \d+ decimal places|is out of range) for decimal\(\d+,\d+\)",
     "invalid-timestamp": r"[\w.]+: '.*' is not (an ISO-8601|a valid calendar) timestamp.*",
     "path-traversal-date": r"[\w.]+: '.*\.\..*' is not (an ISO-8601 timestamp|a YYYY-MM-DD date).*",
 }
@@ -449,5 +458,7 @@ def test_cli_writes_json_lines_and_a_summary(tmp_path) -> None:
     to_stdout = CliRunner().invoke(main, args)
     assert to_stdout.exit_code == 0
     assert to_stdout.stdout == out.read_text()
-    bad = CliRunner().invoke(main, ["sample", "--bad-fraction", "2"])
-    assert bad.exit_code == 2
+    for wrong in (["--bad-fraction", "2"], ["--bad-kind", "bogus"]):
+        assert CliRunner().invoke(main, ["sample", *wrong]).exit_code == 2
+    only = CliRunner().invoke(main, ["sample", "--records", "40", "--bad-fraction", "0.5", "--bad-kind", "json-array"])
+    assert only.exit_code == 0 and "20 malformed" in only.stderr
