@@ -482,6 +482,9 @@ class Sampler:
                 if f.kind.startswith("timestamp") and "updated" in s.name.lower():
                     flat[path] = _ts(when, f.kind.endswith("micros"))
                     continue
+                if path in old and (_is_reference(s) or (f.kind.startswith("timestamp") and _is_recent(path))):
+                    flat[path] = old[path]  # references, and moments past (created, sent), stay
+                    continue
                 keep = 0.4 if f.kind == "enum" else 0.8
                 if rng.random() < keep and (path in old or f.optional):
                     if path in old:
@@ -490,15 +493,20 @@ class Sampler:
             if f.optional and rng.random() < _P_ABSENT:
                 continue
             flat[path] = self._value(s, type_name, when, flat)
+        for s in reversed(plan):  # an optional map with nothing in it is left out
+            path = s.info.path
+            if s.record and s.info.optional and path in flat and not any(k.startswith(path + ".") for k in flat):
+                del flat[path]
         self._sync_dates(plan, type_name, flat)
         if old is not None and flat == old:  # DynamoDB writes no MODIFY for an unchanged item
-            mutable = [s for s in plan if not s.record and s.info.path not in ("id", "type")]
-            for _ in range(8):
-                if not mutable:
-                    break
-                s = rng.choice(mutable)
-                if s.parent and s.parent not in flat:
-                    continue
+            mutable = [
+                s
+                for s in plan
+                if not s.record and s.info.path not in ("id", "type") and not _is_reference(s)
+                and (not s.parent or s.parent in flat)
+            ]  # fmt: skip
+            rng.shuffle(mutable)
+            for s in (s for s in mutable for _ in range(3)):
                 flat[s.info.path] = self._value(s, type_name, when, flat)
                 self._sync_dates(plan, type_name, flat)
                 if flat != old:
@@ -519,7 +527,19 @@ class Sampler:
         if kind == "boolean":
             return rng.random() < 0.5
         if kind.startswith("timestamp"):
-            return _ts(self._instant(f.path, when), kind.endswith("micros"))
+            t = self._instant(f.path, when)
+            if _is_recent(f.path):  # after the recent moments before it in its record: created, then sent
+                earlier = [
+                    v
+                    for sib in self.plans[type_name]
+                    if sib.parent == s.parent and sib.info.kind == kind and _is_recent(sib.info.path)
+                    and isinstance(v := flat.get(sib.info.path), str)
+                ]  # fmt: skip
+                if earlier and _ts(t, kind.endswith("micros")) < max(earlier):
+                    lo = datetime.fromisoformat(max(earlier))
+                    t = lo + (when - lo) * rng.random()
+                    t = t if kind.endswith("micros") else t.replace(microsecond=t.microsecond // 1000 * 1000)
+            return _ts(t, kind.endswith("micros"))
         if kind == "date":
             later = when + timedelta(days=rng.randint(7, 90))
             return self._sibling_date(s, type_name, flat) or later.date().isoformat()
@@ -528,7 +548,18 @@ class Sampler:
         raise ValueError(f"{type_name}.{f.path}: no sample generator for kind {kind!r}")
 
     def _sync_dates(self, plan: tuple[_Slot, ...], type_name: str, flat: dict[str, Any]) -> None:
-        """A date beside a timestamp is that timestamp's date (a start's local date)."""
+        """An `...end...` timestamp follows the `...start...` beside it (a sale window), and a date
+        beside a timestamp is that timestamp's date (a start's local date)."""
+        for s in plan:
+            v = flat.get(s.info.path)
+            if not (s.info.kind.startswith("timestamp") and isinstance(v, str) and "end" in s.name.lower()):
+                continue
+            for sib in plan:
+                start = flat.get(sib.info.path)
+                beside = sib.parent == s.parent and sib.info.kind == s.info.kind and "start" in sib.name.lower()
+                if beside and isinstance(start, str) and v <= start:
+                    later = datetime.fromisoformat(start) + timedelta(days=self.rng.randint(1, 60))
+                    flat[s.info.path] = _ts(later, s.info.kind.endswith("micros"))
         for s in plan:
             if s.info.kind == "date" and s.info.path in flat:
                 flat[s.info.path] = self._sibling_date(s, type_name, flat) or flat[s.info.path]
@@ -546,7 +577,7 @@ class Sampler:
         low, rng = path.lower(), self.rng
         if "updated" in low.rpartition(".")[2]:
             return when
-        if "start" in low or "end" in low:  # a future moment: a show, a sale window
+        if not _is_recent(path):  # a future moment: a show, a sale window
             days = rng.randint(7, 90) if "start" in low else rng.randint(91, 150)
             day = (when + timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
             return day + timedelta(hours=rng.choice((0, 1, 2, 14, 15, 17, 18, 19, 23)), minutes=rng.choice((0, 30)))
@@ -736,6 +767,18 @@ class Sampler:
             flat[path] = rng.choice(_TRAVERSALS)
         elif kind == "non-utf8":
             flat[path] = _PLACEHOLDER
+
+
+def _is_reference(s: _Slot) -> bool:
+    """An id, or ids, of another item (`eventId`, `attractionIds`): kept by a MODIFY."""
+    return not s.record and (s.name.endswith("Id") or s.name.endswith("Ids"))
+
+
+def _is_recent(path: str) -> bool:
+    """A timestamp set when the item was written (requested, created, sent, firstSeen), not a
+    future moment of the show or sale (`...start...`, `...end...`)."""
+    low = path.lower()
+    return "start" not in low and "end" not in low
 
 
 def _fits(kind: str, s: _Slot) -> bool:
