@@ -15,7 +15,10 @@ The stream tells a story: items are inserted (~70%), later modified (~20%, same 
 change time, NewImage and OldImage) and removed (~10%, some by TTL), over six weeks starting
 2024-01-01. `bad_fraction` of the records are replaced by malformed ones of the kinds in
 `MALFORMED_KINDS`, each still in a valid Kinesis envelope (sequence number, eventID) so the
-pipeline can report it. Output is a pure function of (records, seed, bad_fraction, batch_size).
+pipeline can report it; `SampleStats.bad_sequence_numbers` says which and of what kind.
+Output is a pure function of (records, seed, bad_fraction, batch_size, kinds).
+
+    write_sample(sys.stdout, records=1000, seed=7, bad_fraction=0.05)  # -> SampleStats
 """
 
 from __future__ import annotations
@@ -69,8 +72,8 @@ FIELD_KINDS = (
     "unknown-enum-symbol",  # an enum value outside the symbols
     "non-integral-integer",  # "2.5" in an int/long field
     "out-of-range-int",  # one past the field's maximum (9 for quantity 1..8, 2**63 for a long)
-    "invalid-decimal",  # more places than the scale (49.999), or beyond the precision (1E+20)
-    "invalid-timestamp",  # 2024-02-30T10:00:00.000Z and other impossible instants
+    "invalid-decimal",  # more places than the scale (49.999), or beyond the precision (1E+10 in decimal(12,2))
+    "invalid-timestamp",  # 2024-02-30T10:00:00.000Z and other impossible or malformed instants
     "path-traversal-date",  # ../../x in a date or timestamp field (one that may name a partition)
 )
 MALFORMED_KINDS = ENVELOPE_KINDS + FIELD_KINDS
