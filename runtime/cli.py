@@ -4,9 +4,14 @@ loads jinja2 and `dmd generate` never loads boto3."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from .pipeline import BatchResult
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -54,6 +59,134 @@ def generate(schema_dir: Path, out_dir: Path, check_only: bool) -> None:
         click.echo(f"{out_dir} is stale; run `dmd generate` and commit the result:\n{drift.report()}", err=True)
         sys.exit(1)
     click.echo(drift.report() or f"{out_dir} already up to date")
+
+
+# --- run ------------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, type=click.Path(allow_dash=True, dir_okay=False))
+@click.option("--lake", default="lake", show_default=True, help="Local directory, or s3://bucket[/base].")
+@click.option("--format", "fmt", type=click.Choice(["parquet", "avro"]), default="parquet", show_default=True)
+@click.option("--codec", default="", help="Avro: deflate|null|snappy|zstandard; Parquet: snappy|zstd|none.")
+@click.option("--prefix", default="archive", show_default=True, help="Key prefix of data containers.")
+@click.option("--errors-prefix", default="errors", show_default=True, help="Key prefix of error documents.")
+@click.option("--source-system-id", default="demand-capture", show_default=True, help="Value of `system`.")
+@click.option("--s3-endpoint", envvar="DMD_S3_ENDPOINT", default=None, help="S3 endpoint URL (e.g. a local server).")
+@click.option("--log-level", default="WARNING", show_default=True, help="JSON logs on stderr at this level.")
+def run(
+    inputs: tuple[str, ...],
+    lake: str,
+    fmt: str,
+    codec: str,
+    prefix: str,
+    errors_prefix: str,
+    source_system_id: str,
+    s3_endpoint: str | None,
+    log_level: str,
+) -> None:
+    """Archive JSON-lines files of Lambda events (Kinesis or DynamoDB Streams), batch by batch,
+    as the Lambda function would. INPUTS default to stdin ("-")."""
+    from dmd.generated import REGISTRY
+
+    from . import logs
+    from .config import ConfigError, Settings
+    from .envelope import read_lines
+    from .pipeline import process_batch
+    from .storage import open_storage
+
+    try:
+        settings = Settings(fmt, codec, prefix, errors_prefix, source_system_id)
+    except ConfigError as e:
+        raise click.UsageError(str(e)) from None
+    logs.configure(log_level.upper(), sys.stderr)
+    storage = open_storage(lake, s3_endpoint)
+    totals = RunTotals()
+    for name in inputs or ("-",):
+        with click.open_file(name, "rb") as f:
+            size = Path(name).stat().st_size if name != "-" else 0
+            show = sys.stderr.isatty() and size > 0
+            with click.progressbar(length=size, label=name, file=sys.stderr, hidden=not show) as bar:
+                for batch in read_lines(_counting(f, bar), name):
+                    totals.add(process_batch(batch, registry=REGISTRY, settings=settings, storage=storage))
+    click.echo(totals.report(lake))
+    if totals.failed:
+        sys.exit(1)
+
+
+def _counting(f: IO[bytes], bar: Any) -> Iterator[bytes]:
+    for line in f:
+        bar.update(len(line))
+        yield line
+
+
+class RunTotals:
+    def __init__(self) -> None:
+        self.records = self.errors = self.failed = self.batches = 0
+        self.delivered: dict[str, int] = {}
+        self.objects = self.error_objects = 0
+
+    def add(self, result: BatchResult) -> None:
+        self.batches += 1
+        self.records += result.records_in
+        self.errors += result.error_records
+        self.failed += result.failed_records
+        self.objects += len(result.data)
+        self.error_objects += len(result.errors)
+        for type_name, n in result.delivered_by_type.items():
+            self.delivered[type_name] = self.delivered.get(type_name, 0) + n
+
+    def report(self, lake: str) -> str:
+        lines = [f"{self.records} records in {self.batches} batches -> {lake}"]
+        lines += [f"  {t:<14} {n:>8} archived" for t, n in sorted(self.delivered.items())]
+        lines.append(f"  {'errors':<14} {self.errors:>8} in {self.error_objects} error documents")
+        if self.failed:
+            lines.append(f"  {'NOT DELIVERED':<14} {self.failed:>8} (storage failures; rerun to retry)")
+        lines.append(f"  {self.objects} data objects written")
+        return "\n".join(lines)
+
+
+# --- sample (runtime/sample.py) --------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--records", type=click.IntRange(min=0), default=1000, show_default=True, help="Records in all.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same output, byte for byte.")
+@click.option(
+    "--bad-fraction",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.0,
+    show_default=True,
+    help="Share of records replaced by malformed ones (invalid base64/JSON/fields, unknown type, ...).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 10_000),
+    default=100,
+    show_default=True,
+    help="Records per Lambda event (each event holds records of one shard).",
+)
+@click.option(
+    "--bad-kind",
+    "bad_kinds",
+    multiple=True,
+    help="Only malformed records of this kind (repeatable; default: every kind). See dmd.runtime.sample.",
+)
+@click.option("--out", "out", default="-", show_default=True, help="JSON-lines file to write, or - for stdout.")
+def sample(records: int, seed: int, bad_fraction: float, batch_size: int, bad_kinds: tuple[str, ...], out: str) -> None:
+    """Write realistic Lambda Kinesis events (JSON lines) generated from the schemas: every record
+    type, INSERT/MODIFY/REMOVE, optional fields sometimes absent, over six weeks from 2024-01-01."""
+    from .sample import MALFORMED_KINDS, write_sample
+
+    unknown = sorted(set(bad_kinds) - set(MALFORMED_KINDS))
+    if unknown:
+        raise click.BadParameter(f"{unknown}; known: {', '.join(MALFORMED_KINDS)}", param_hint="--bad-kind")
+    with click.open_file(out, "w", encoding="utf-8", atomic=out != "-") as f:
+        stats = write_sample(f, records, seed, bad_fraction, batch_size, kinds=bad_kinds or None)
+    click.echo(f"sample: {stats.summary()} -> {out}", err=True)
+
+
+# --- end of sample ---------------------------------------------------------------------------------
 
 
 # --- dmd query (owned by the infra branch: the local lake through the Athena view definitions) ---

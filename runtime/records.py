@@ -59,7 +59,7 @@ class FieldInfo:
     scale: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # hashed by identity: one per type, cache key
 class RecordSpec:
     """Everything the runtime needs to archive one record type."""
 

@@ -1,0 +1,110 @@
+"""Settings of a run, from the Lambda environment or the CLI, validated up front.
+
+Values that end up in object keys (prefixes) are checked here, at cold start, so no
+configuration can write outside the lake layout.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+FORMATS = ("parquet", "avro")
+CODECS: dict[str, tuple[str, ...]] = {
+    "avro": ("deflate", "null", "snappy", "zstandard"),  # first = default
+    "parquet": ("snappy", "zstd", "none"),
+}
+# S3 "safe characters" only, segments separated by single slashes: no "..", no leading "/".
+_PREFIX = re.compile(r"[A-Za-z0-9_.*'()!-]+(/[A-Za-z0-9_.*'()!-]+)*\Z")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
+
+# Environment variables of the Lambda handler, with their defaults (None = required).
+ENVIRONMENT: dict[str, str | None] = {
+    "DMD_BUCKET": None,
+    "DMD_PREFIX": "archive",
+    "DMD_ERRORS_PREFIX": "errors",
+    "DMD_FORMAT": "parquet",
+    "DMD_CODEC": "",  # empty: the format's default (parquet: snappy, avro: deflate)
+    "DMD_SOURCE_SYSTEM_ID": "demand-capture",
+    "DMD_S3_ENDPOINT": "",  # empty: AWS's endpoint
+    "DMD_LOG_LEVEL": "INFO",
+}
+
+
+class ConfigError(ValueError):
+    """Bad configuration; the message lists every bad setting."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    format: str = "parquet"
+    codec: str = ""
+    prefix: str = "archive"
+    errors_prefix: str = "errors"
+    source_system_id: str = "demand-capture"
+    record_settings: Mapping[str, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.format not in FORMATS:
+            problems.append(f"format {self.format!r} must be one of {', '.join(FORMATS)}")
+        else:
+            if not self.codec:
+                object.__setattr__(self, "codec", CODECS[self.format][0])
+            if self.codec not in CODECS[self.format]:
+                problems.append(
+                    f"codec {self.codec!r} must be one of {', '.join(CODECS[self.format])} for {self.format}"
+                )
+        for name in ("prefix", "errors_prefix"):
+            value = getattr(self, name)
+            if not _PREFIX.match(value) or ".." in value.split("/") or "." in value.split("/"):
+                problems.append(
+                    f"{name} {value!r} must be one or more '/'-separated segments of letters, digits and _.*'()!- "
+                    "(no leading or trailing '/', no '.' or '..' segments)"
+                )
+        if self.prefix == self.errors_prefix:
+            problems.append("prefix and errors_prefix must differ")
+        if not self.source_system_id:
+            problems.append("source_system_id must not be empty")
+        if problems:
+            raise ConfigError("; ".join(problems))
+        # What generated decoders read for `"added": "config"` fields.
+        object.__setattr__(self, "record_settings", {"source_system_id": self.source_system_id})
+
+
+@dataclass(frozen=True)
+class LambdaConfig:
+    settings: Settings
+    bucket: str
+    endpoint_url: str | None
+    log_level: str
+
+
+def from_environment(environ: Mapping[str, str]) -> LambdaConfig:
+    """The handler's configuration; raises ConfigError naming each bad variable."""
+    values = {name: environ.get(name, default or "") for name, default in ENVIRONMENT.items()}
+    problems = []
+    if not values["DMD_BUCKET"]:
+        problems.append("DMD_BUCKET is required")
+    elif not _BUCKET.match(values["DMD_BUCKET"]):
+        problems.append(f"DMD_BUCKET {values['DMD_BUCKET']!r} is not a valid S3 bucket name")
+    if values["DMD_LOG_LEVEL"].upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        problems.append(f"DMD_LOG_LEVEL {values['DMD_LOG_LEVEL']!r} must be DEBUG, INFO, WARNING or ERROR")
+    endpoint = values["DMD_S3_ENDPOINT"] or None
+    if endpoint and not re.match(r"https?://[^\s/]+", endpoint):
+        problems.append(f"DMD_S3_ENDPOINT {endpoint!r} must be an http(s) URL")
+    settings = None
+    try:
+        settings = Settings(
+            format=values["DMD_FORMAT"],
+            codec=values["DMD_CODEC"],
+            prefix=values["DMD_PREFIX"],
+            errors_prefix=values["DMD_ERRORS_PREFIX"],
+            source_system_id=values["DMD_SOURCE_SYSTEM_ID"],
+        )
+    except ConfigError as e:
+        problems.append(str(e))
+    if problems or settings is None:
+        raise ConfigError("invalid configuration: " + "; ".join(problems))
+    return LambdaConfig(settings, values["DMD_BUCKET"], endpoint, values["DMD_LOG_LEVEL"].upper())

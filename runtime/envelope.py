@@ -1,0 +1,136 @@
+"""Lambda event envelopes -> StreamRecords that keep their source position.
+
+Two envelopes: a Kinesis event (the DynamoDB change JSON base64-encoded in `kinesis.data`)
+and a DynamoDB Streams event (the change record inline). Nothing here fails on a bad record:
+a record whose payload cannot be read still becomes a StreamRecord, and parsing turns it into
+an error document with its original text.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class EnvelopeError(ValueError):
+    """The event itself (not one of its records) is not a Lambda stream event."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRecord:
+    """One record of a batch, as received."""
+
+    source: str  # "kinesis" | "dynamodb" | "line" (an unreadable line of a local events file)
+    shard: str
+    sequence_number: str  # Lambda's itemIdentifier for batchItemFailures
+    arrival: datetime  # when the stream received it (aware, UTC); names the objects it lands in
+    payload: bytes | None = None  # kinesis: the decoded `data`; None when it was not valid base64
+    raw: str = ""  # kinesis: `data` as received; line: the line (base64 if not UTF-8)
+    raw_encoding: str = "kinesis-data"  # how `raw` is kept: "kinesis-data", "text" or "base64"
+    document: Mapping[str, Any] | None = None  # dynamodb: the change record, already parsed
+    problem: str = ""  # why the record could not even be read (e.g. invalid base64)
+
+    def original(self) -> tuple[str, str]:
+        """(text, encoding) to keep in an error document, byte for byte.
+
+        encoding "text": the change record's JSON text; "kinesis-data": the `kinesis.data`
+        value as received (invalid base64, or bytes that are not UTF-8); "base64": the base64
+        of a line of an events file that was not UTF-8.
+        """
+        if self.document is not None:
+            return orjson.dumps(self.document).decode(), "text"
+        if self.payload is not None:
+            try:
+                return self.payload.decode("utf-8"), "text"
+            except UnicodeDecodeError:
+                return self.raw, "kinesis-data"
+        return self.raw, self.raw_encoding
+
+
+def _arrival(seconds: Any) -> datetime:
+    if type(seconds) in (int, float):
+        try:
+            return EPOCH + timedelta(seconds=seconds)
+        except (OverflowError, ValueError):
+            pass
+    return EPOCH  # unknown: sorts first; only used to name objects
+
+
+def decode_event(event: Any) -> list[StreamRecord]:
+    """The records of a Lambda Kinesis or DynamoDB Streams event, in stream order."""
+    if not isinstance(event, Mapping) or not isinstance(event.get("Records"), list):
+        raise EnvelopeError("not a Lambda stream event: expected an object with a 'Records' array")
+    return [_record(r, i) for i, r in enumerate(event["Records"])]
+
+
+def _unreadable(r: Any, problem: str) -> StreamRecord:
+    # No sequence number to report: if its error document cannot be written, the handler
+    # fails the whole batch rather than lose it.
+    return StreamRecord("unknown", "", "", EPOCH, raw=orjson.dumps(r).decode(), raw_encoding="text", problem=problem)
+
+
+def _record(r: Any, index: int) -> StreamRecord:
+    if not isinstance(r, Mapping):
+        return _unreadable(r, f"Records[{index}]: not an object")
+    source = r.get("eventSource")
+    if source == "aws:kinesis":
+        k = r.get("kinesis")
+        if not isinstance(k, Mapping) or type(k.get("sequenceNumber")) is not str:
+            return _unreadable(r, f"Records[{index}]: a Kinesis record needs kinesis.sequenceNumber")
+        data = k.get("data")
+        try:
+            payload = binascii.a2b_base64(data, strict_mode=True) if type(data) is str else None
+        except binascii.Error:
+            payload = None
+        event_id = r.get("eventID")
+        return StreamRecord(
+            "kinesis",
+            event_id.partition(":")[0] if type(event_id) is str else "",
+            k["sequenceNumber"],
+            _arrival(k.get("approximateArrivalTimestamp")),
+            payload=payload,
+            raw=data if type(data) is str else orjson.dumps(data).decode(),
+            problem="" if payload is not None else "kinesis.data: not valid base64",
+        )
+    if source == "aws:dynamodb":
+        ddb = r.get("dynamodb")
+        if not isinstance(ddb, Mapping) or type(ddb.get("SequenceNumber")) is not str:
+            return _unreadable(r, f"Records[{index}]: a DynamoDB Streams record needs dynamodb.SequenceNumber")
+        arn = r.get("eventSourceARN")
+        return StreamRecord(
+            "dynamodb",
+            arn if type(arn) is str else "",
+            ddb["SequenceNumber"],
+            _arrival(ddb.get("ApproximateCreationDateTime")),
+            document=r,
+        )
+    return _unreadable(r, f"Records[{index}]: unsupported eventSource {source!r}")
+
+
+def read_lines(lines: Iterable[bytes], name: str) -> Iterator[list[StreamRecord]]:
+    """Batches from a JSON-lines file of Lambda events (one event per line).
+
+    A line that is not a stream event becomes one StreamRecord of source "line", so it ends
+    in an error document like any other unreadable record instead of stopping the run.
+    """
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield decode_event(orjson.loads(line))
+        except (orjson.JSONDecodeError, EnvelopeError) as e:
+            line = line.rstrip(b"\r\n")
+            try:
+                raw, encoding = line.decode("utf-8"), "text"
+            except UnicodeDecodeError:
+                raw, encoding = base64.b64encode(line).decode(), "base64"
+            problem = f"{name} line {number}: not a Lambda stream event ({e})"
+            yield [StreamRecord("line", name, f"line-{number}", EPOCH, raw=raw, raw_encoding=encoding, problem=problem)]

@@ -1,0 +1,98 @@
+"""StreamRecord -> Parsed (a typed, validated, enriched record with its partition date) or
+ArchiveError (the reason, naming field and cause, plus the original record)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from .envelope import EPOCH, StreamRecord
+from .records import OPERATIONS, Change, DecodeError, RecordSpec
+
+# Units of dynamodb.ApproximateCreationDateTime: DynamoDB-to-Kinesis records say which
+# (MILLISECOND unless ApproximateCreationDateTimePrecision says MICROSECOND); DynamoDB
+# Streams records are in seconds.
+_PRECISION = {"MILLISECOND": "milliseconds", "MICROSECOND": "microseconds"}
+_TTL_PRINCIPAL = "dynamodb.amazonaws.com"
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    spec: RecordSpec
+    record: Any
+    partition_date: date
+    source: StreamRecord
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveError:
+    message: str
+    sources: tuple[StreamRecord, ...]
+
+
+def change_time(ddb: Mapping[str, Any], source: str) -> datetime | str:
+    """The change's time, or the reason it has none."""
+    value = ddb.get("ApproximateCreationDateTime")
+    if type(value) not in (int, float):
+        return "dynamodb.ApproximateCreationDateTime: missing or not a number"
+    if source == "dynamodb":
+        unit = "seconds"
+    else:
+        precision = ddb.get("ApproximateCreationDateTimePrecision", "MILLISECOND")
+        unit = _PRECISION.get(precision, "")
+        if not unit:
+            return f"dynamodb.ApproximateCreationDateTimePrecision: {precision!r} is not MILLISECOND or MICROSECOND"
+    try:
+        return EPOCH + timedelta(**{unit: value})
+    except (OverflowError, ValueError):
+        return f"dynamodb.ApproximateCreationDateTime: {value!r} {unit} is out of range"
+
+
+def parse(
+    source: StreamRecord, registry: Mapping[str, RecordSpec], settings: Mapping[str, str]
+) -> Parsed | ArchiveError:
+    if source.problem:
+        return ArchiveError(source.problem, (source,))
+    doc: Any = source.document
+    if doc is None:
+        try:
+            doc = orjson.loads(source.payload)  # type: ignore[arg-type]  # payload is set when no problem
+        except orjson.JSONDecodeError as e:
+            return ArchiveError(f"record: not valid JSON ({e})", (source,))
+    if type(doc) is not dict:
+        return ArchiveError(f"record: expected a JSON object, got {type(doc).__name__}", (source,))
+    operation = doc.get("eventName")
+    if operation not in OPERATIONS:
+        return ArchiveError(f"eventName: {str(operation)[:40]!r} is not one of {', '.join(OPERATIONS)}", (source,))
+    ddb = doc.get("dynamodb")
+    if type(ddb) is not dict:
+        return ArchiveError("dynamodb: missing or not an object", (source,))
+    image_name = "OldImage" if operation == "REMOVE" else "NewImage"
+    image = ddb.get(image_name)
+    if type(image) is not dict:
+        return ArchiveError(f"dynamodb.{image_name}: missing (the stream must carry item images)", (source,))
+    type_av = image.get("type")
+    type_name = type_av.get("S") if type(type_av) is dict else None
+    spec = registry.get(type_name) if type(type_name) is str else None
+    if spec is None:
+        shown = repr(type_name[:40]) if type(type_name) is str else "missing or not an 'S' attribute"
+        return ArchiveError(
+            f"dynamodb.{image_name}.type: {shown} is not a registered record type ({', '.join(sorted(registry))})",
+            (source,),
+        )
+    when = change_time(ddb, source.source)
+    if type(when) is str:
+        return ArchiveError(when, (source,))
+    user = doc.get("userIdentity")
+    ttl = type(user) is dict and user.get("type") == "Service" and user.get("principalId") == _TTL_PRINCIPAL
+    event_id = doc.get("eventID")
+    change = Change(operation, ttl, source.sequence_number, when, event_id if type(event_id) is str else "")
+    try:
+        record = spec.decode(image, change, settings)
+    except DecodeError as e:
+        return ArchiveError(f"invalid {type_name} record in dynamodb.{image_name}: {e}", (source,))
+    return Parsed(spec, record, spec.partition_date(record, when), source)

@@ -1,0 +1,233 @@
+"""One batch: parse -> group by (type, partition date) -> encode -> deliver.
+
+Every input record ends in exactly one place: a data container, an error document, or the
+`failed` list (its delivery failed; the caller reports it for retry). Nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from functools import cache
+from typing import Any
+
+import orjson
+
+from .config import Settings
+from .encode import CONTENT_TYPES, EXTENSIONS, encode
+from .envelope import StreamRecord
+from .parse import ArchiveError, Parsed, parse
+from .records import RecordSpec
+from .storage import Storage, StorageError
+
+MAX_PARALLEL_PUTS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    key: str
+    location: str
+    records: int
+    type_name: str = ""  # "" for an error document
+    partition_date: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    key: str
+    reason: str  # the storage error; never a record value
+    sources: tuple[StreamRecord, ...]
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    records_in: int
+    data: tuple[Delivered, ...]
+    errors: tuple[Delivered, ...]
+    failed: tuple[Failed, ...]
+
+    @property
+    def delivered_by_type(self) -> dict[str, int]:
+        counts: Counter[str] = Counter()
+        for d in self.data:
+            counts[d.type_name] += d.records
+        return dict(sorted(counts.items()))
+
+    @property
+    def error_records(self) -> int:
+        return sum(d.records for d in self.errors)
+
+    @property
+    def failed_records(self) -> int:
+        return sum(len(f.sources) for f in self.failed)
+
+    def failed_sequence_numbers(self) -> list[str]:
+        """Sequence numbers to report as batchItemFailures, unique, in stream order."""
+        seen = dict.fromkeys(s.sequence_number for f in self.failed for s in f.sources)
+        return list(seen)
+
+
+@dataclass(frozen=True, slots=True)
+class _Put:
+    key: str
+    body: bytes
+    content_type: str
+    sources: tuple[StreamRecord, ...]
+    type_name: str = ""
+    partition_date: date | None = None
+
+
+def stamp(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%d-%H-%M-%S")
+
+
+def object_id(*parts: str) -> str:
+    """A uuid-shaped id derived from what an object holds, so a retried batch rewrites the
+    same keys instead of adding duplicates."""
+    digest = hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).digest()
+    return str(uuid.UUID(bytes=digest[:16]))
+
+
+def _seq_key(s: StreamRecord) -> tuple[int, str]:
+    return len(s.sequence_number), s.sequence_number  # decimal strings of varying length
+
+
+def _positions(sources: Sequence[StreamRecord]) -> list[str]:
+    """Per shard: first and last sequence number and count."""
+    by_shard: dict[str, list[StreamRecord]] = {}
+    for s in sources:
+        by_shard.setdefault(s.shard, []).append(s)
+    out = []
+    for shard in sorted(by_shard):
+        items = sorted(by_shard[shard], key=_seq_key)
+        out += [shard, items[0].sequence_number, items[-1].sequence_number, str(len(items))]
+    return out
+
+
+def data_key(settings: Settings, type_name: str, day: date, sources: Sequence[StreamRecord]) -> str:
+    first = min(s.arrival for s in sources)
+    oid = object_id(settings.format, type_name, day.isoformat(), *_positions(sources))
+    return (
+        f"{settings.prefix}/{settings.format}/{type_name}/partition_date={day.isoformat()}/"
+        f"{stamp(first)}-{oid}.{EXTENSIONS[settings.format]}"
+    )
+
+
+def error_key(settings: Settings, sources: Sequence[StreamRecord]) -> str:
+    first = min(s.arrival for s in sources)
+    parts = _positions(sources)
+    if any(not s.sequence_number for s in sources):  # no position: name it by content
+        parts += [s.original()[0] for s in sources]
+    return f"{settings.errors_prefix}/{stamp(first)}-{object_id('error', *parts)}.json"
+
+
+def error_document(error: ArchiveError, now: datetime) -> bytes:
+    """The seed's `{timestamp, error: {message}, events: [original...]}`, plus where each
+    event came from and how its text is kept, so `dmd replay` can re-drive it."""
+    originals = [s.original() for s in error.sources]
+    doc = {
+        "timestamp": now.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "error": {"message": error.message},
+        "events": [text for text, _ in originals],
+        "records": [
+            {"source": s.source, "shardId": s.shard, "sequenceNumber": s.sequence_number, "encoding": enc}
+            for s, (_, enc) in zip(error.sources, originals, strict=True)
+        ],
+    }
+    return orjson.dumps(doc, option=orjson.OPT_INDENT_2)
+
+
+def _encode_group(
+    settings: Settings, spec: RecordSpec, items: list[Parsed]
+) -> tuple[bytes | None, list[Parsed], list[ArchiveError]]:
+    """Encode a group; if the encoder rejects it, isolate the records it rejects one by one
+    so a single bad record never costs its group."""
+    records = [p.record for p in items]
+    try:
+        return encode(settings.format, spec, records, settings.codec), items, []
+    except Exception:
+        pass
+    good: list[Parsed] = []
+    bad: list[ArchiveError] = []
+    for p in items:
+        try:
+            encode(settings.format, spec, [p.record], settings.codec)
+            good.append(p)
+        except Exception as e:
+            bad.append(ArchiveError(f"{spec.type_name}: cannot encode as {settings.format}: {e}", (p.source,)))
+    if not good:
+        return None, [], bad
+    return encode(settings.format, spec, [p.record for p in good], settings.codec), good, bad
+
+
+@cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=MAX_PARALLEL_PUTS, thread_name_prefix="dmd-put")
+
+
+def process_batch(
+    sources: Sequence[StreamRecord],
+    *,
+    registry: Mapping[str, RecordSpec],
+    settings: Settings,
+    storage: Storage,
+    now: datetime | None = None,
+) -> BatchResult:
+    now = now or datetime.now(UTC)
+    groups: dict[tuple[str, date], list[Parsed]] = {}
+    errors: list[ArchiveError] = []
+    for source in sources:
+        result = parse(source, registry, settings.record_settings)
+        if type(result) is Parsed:
+            groups.setdefault((result.spec.type_name, result.partition_date), []).append(result)
+        else:
+            errors.append(result)  # type: ignore[arg-type]
+
+    puts: list[_Put] = []
+    for (type_name, day), items in groups.items():
+        body, good, bad = _encode_group(settings, items[0].spec, items)
+        errors.extend(bad)
+        if body is not None:
+            group_sources = tuple(p.source for p in good)
+            key = data_key(settings, type_name, day, group_sources)
+            puts.append(_Put(key, body, CONTENT_TYPES[settings.format], group_sources, type_name, day))
+    for error in errors:
+        puts.append(
+            _Put(error_key(settings, error.sources), error_document(error, now), "application/json", error.sources)
+        )
+
+    outcomes = (
+        list(_pool().map(lambda p: _deliver(storage, p), puts))
+        if len(puts) > 1
+        else [_deliver(storage, p) for p in puts]
+    )
+    data = tuple(o for o in outcomes if isinstance(o, Delivered) and o.type_name)
+    error_docs = tuple(o for o in outcomes if isinstance(o, Delivered) and not o.type_name)
+    failed = tuple(o for o in outcomes if isinstance(o, Failed))
+    return BatchResult(len(sources), data, error_docs, failed)
+
+
+def _deliver(storage: Storage, put: _Put) -> Delivered | Failed:
+    try:
+        location = storage.put(put.key, put.body, put.content_type)
+    except StorageError as e:
+        return Failed(put.key, str(e), put.sources)
+    return Delivered(put.key, location, len(put.sources), put.type_name, put.partition_date)
+
+
+def summary(result: BatchResult) -> dict[str, Any]:
+    """Counts and keys for logs: never a record value."""
+    return {
+        "records_in": result.records_in,
+        "delivered": result.delivered_by_type,
+        "error_records": result.error_records,
+        "failed_records": result.failed_records,
+        "objects": [d.key for d in result.data],
+        "error_objects": [d.key for d in result.errors],
+        "failed_objects": [{"key": f.key, "records": len(f.sources), "reason": f.reason} for f in result.failed],
+    }

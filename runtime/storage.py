@@ -1,0 +1,138 @@
+"""Where containers and error documents go: a small interface, a local directory (the
+embedded default) and S3. Both write the same keys, so a local lake can be synced to S3."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class StorageError(RuntimeError):
+    """A write or read that failed; the records involved must be reported for retry."""
+
+
+class Storage(Protocol):
+    def put(self, key: str, body: bytes, content_type: str) -> str:
+        """Store `body` at `key` (overwriting); returns a location URL."""
+        ...
+
+    def get(self, key: str) -> bytes: ...
+
+    def list(self, prefix: str) -> Iterator[str]:
+        """Keys under `prefix` (a folder-like prefix ending in '/'), sorted."""
+        ...
+
+    def delete(self, key: str) -> None: ...
+
+
+class LocalStorage:
+    """A directory standing in for a bucket. Writes are atomic (temp file + rename)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root) or key.startswith("/"):
+            raise StorageError(f"key {key!r} leaves the lake root")
+        return path
+
+    def put(self, key: str, body: bytes, content_type: str) -> str:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as f:
+                f.write(body)
+            os.replace(tmp, path)
+        except OSError as e:
+            raise StorageError(f"cannot write {path}: {e}") from e
+        return path.as_uri()
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except OSError as e:
+            raise StorageError(f"cannot read {key}: {e}") from e
+
+    def list(self, prefix: str) -> Iterator[str]:
+        base = self._path(prefix) if prefix else self.root
+        if not base.is_dir():
+            return iter(())
+        keys = (p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file())
+        return iter(sorted(k for k in keys if not Path(k).name.startswith(".tmp-")))
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+
+class S3Storage:
+    """An S3 bucket through boto3, with the standard, bounded retry policy."""
+
+    def __init__(self, bucket: str, base: str = "", endpoint_url: str | None = None, client: Any = None) -> None:
+        self.bucket = bucket
+        self.base = base.strip("/")
+        self.client = client or s3_client(endpoint_url)
+
+    def _key(self, key: str) -> str:
+        return f"{self.base}/{key}" if self.base else key
+
+    def put(self, key: str, body: bytes, content_type: str) -> str:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        full = self._key(key)
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=full, Body=body, ContentType=content_type)
+        except (BotoCoreError, ClientError) as e:
+            raise StorageError(f"cannot write s3://{self.bucket}/{full}: {e}") from e
+        return f"s3://{self.bucket}/{full}"
+
+    def get(self, key: str) -> bytes:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+        except (BotoCoreError, ClientError) as e:
+            raise StorageError(f"cannot read s3://{self.bucket}/{self._key(key)}: {e}") from e
+
+    def list(self, prefix: str) -> Iterator[str]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        strip = len(self.base) + 1 if self.base else 0
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self._key(prefix))
+            keys = [obj["Key"][strip:] for page in pages for obj in page.get("Contents", ())]
+        except (BotoCoreError, ClientError) as e:
+            raise StorageError(f"cannot list s3://{self.bucket}/{self._key(prefix)}: {e}") from e
+        return iter(sorted(keys))
+
+    def delete(self, key: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        except (BotoCoreError, ClientError) as e:
+            raise StorageError(f"cannot delete s3://{self.bucket}/{self._key(key)}: {e}") from e
+
+
+def s3_client(endpoint_url: str | None = None) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 4},  # bounded: 1 try + 3 retries with backoff
+        connect_timeout=5,
+        read_timeout=20,
+    )
+    return boto3.client("s3", endpoint_url=endpoint_url, config=config)
+
+
+def open_storage(location: str, endpoint_url: str | None = None) -> Storage:
+    """`s3://bucket[/base]` or a local directory path."""
+    if location.startswith("s3://"):
+        bucket, _, base = location[5:].partition("/")
+        return S3Storage(bucket, base, endpoint_url)
+    return LocalStorage(Path(location))
