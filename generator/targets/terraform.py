@@ -44,6 +44,8 @@ ENVIRONMENT = (
     ("DMD_SOURCE_SYSTEM_ID", "var.source_system_id"),
     ("DMD_LOG_LEVEL", "var.log_level"),
 )
+# Codecs the runtime accepts per format (dmd.runtime.config.CODECS); empty: the format's default.
+CODECS = {"parquet": ("snappy", "zstd", "none"), "avro": ("deflate", "null", "snappy", "zstandard")}
 HANDLER = "dmd.runtime.handler.handler"
 # DynamoDB's stream record: the image that holds the item of an event, by event name.
 IMAGES = (("NewImage", ("INSERT", "MODIFY")), ("OldImage", ("REMOVE",)))
@@ -155,6 +157,7 @@ def render_terraform(model: Model) -> dict[str, str]:
         "patterns": [hcl_string(p) for p in filter_patterns(model)],
         "environment": aligned(ENVIRONMENT),
         "handler": hcl_string(HANDLER),
+        "codecs": sorted({hcl_string(c) for codecs in CODECS.values() for c in codecs}),
         "queries": queries,
     }
     out = {}

@@ -210,3 +210,24 @@ def test_terraform_fmt_leaves_the_files_unchanged():
         ["terraform", "fmt", "-check", "-diff", str(TERRAFORM)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_function_environment_matches_the_runtime_configuration():
+    from dmd.runtime.config import CODECS, ENVIRONMENT
+
+    (fn,) = resources("aws_lambda_function").values()
+    (env,) = fn["environment"]
+    assert set(env["variables"]) == set(ENVIRONMENT) - {"DMD_S3_ENDPOINT"}  # AWS's own endpoint in Lambda
+    v = variables()
+    for name, variable in [
+        ("DMD_PREFIX", "prefix"),
+        ("DMD_ERRORS_PREFIX", "errors_prefix"),
+        ("DMD_FORMAT", "format"),
+        ("DMD_CODEC", "codec"),
+        ("DMD_SOURCE_SYSTEM_ID", "source_system_id"),
+        ("DMD_LOG_LEVEL", "log_level"),
+    ]:
+        assert env["variables"][name] == f"${{var.{variable}}}"
+        assert v[variable]["default"] == ENVIRONMENT[name], name
+    condition = v["codec"]["validation"][0]["condition"]
+    assert all(f'"{c}"' in condition for codecs in CODECS.values() for c in codecs)
