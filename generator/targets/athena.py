@@ -3,7 +3,7 @@ the runtime writes, a `<type>_current` view and an `all_records` view; plus the 
 a Python module (`dmd.generated.views`), so the local DuckDB query runs the very SQL Athena runs.
 
 The statements hold placeholders filled at deploy time (`envsubst`, or `render_sql` in
-dmd.runtime.query): ${database}, ${bucket}, ${prefix} and ${projection_start}. Athena's own
+dmd.runtime.query): ${database}, ${bucket}, ${prefix}, ${projection_start} and ${projection_end}. Athena's own
 `${partition_date}` in `storage.location.template` is not one of them and stays as it is.
 """
 
@@ -21,10 +21,11 @@ CURRENT_BODY = "athena/current-body.sql.j2"
 ALL_RECORDS_BODY = "athena/all-records-body.sql.j2"
 VIEWS_MODULE = "athena/views.py.j2"
 
-PLACEHOLDERS = ("database", "bucket", "prefix", "projection_start")
+PLACEHOLDERS = ("database", "bucket", "prefix", "projection_start", "projection_end")
 DATABASE = "${database}"
 LOCATION_ROOT = "s3://${bucket}/${prefix}"
 PROJECTION_START = "${projection_start}"
+PROJECTION_END = "${projection_end}"
 ALL_RECORDS = "all_records"
 # cdc fields every record type carries, exposed by `all_records` under their own names.
 ALL_RECORDS_CDC = (Origin.CDC_OPERATION, Origin.CDC_SEQUENCE_NUMBER, Origin.CDC_CHANGE_TIME, Origin.CDC_EVENT_ID)
@@ -81,7 +82,7 @@ def all_records_body(model: Model) -> str:
 def table_ddl(rt: RecordType, fmt: LakeFormat) -> str:
     table_location = location(LOCATION_ROOT, fmt, rt)
     properties = {"classification": STORAGE[fmt].classification}
-    properties |= projection_properties(table_location, PROJECTION_START)
+    properties |= projection_properties(table_location, PROJECTION_START, PROJECTION_END)
     serde_properties = {"avro.schema.literal": avro_literal(rt)} if fmt is LakeFormat.AVRO else {}
     return render(
         TABLE_TEMPLATE,

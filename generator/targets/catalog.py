@@ -69,14 +69,18 @@ def location(root: str, fmt: LakeFormat, rt: RecordType) -> str:
     return f"{root}/{fmt.value}/{rt.type_name}/"
 
 
-def projection(table_location: str, start: str) -> dict[str, str]:
-    """Partition projection: Athena computes the partitions, so no crawler and no MSCK REPAIR."""
+def projection(table_location: str, start: str, end: str) -> dict[str, str]:
+    """Partition projection: Athena computes the partitions, so no crawler and no MSCK REPAIR.
+
+    `end` is relative to NOW: a sale or an event is partitioned by when it starts, which may be
+    ahead, so a range ending at NOW would hide upcoming ones.
+    """
     key = PARTITION_KEY
     return {
         "projection.enabled": "true",
         f"projection.{key}.type": "date",
         f"projection.{key}.format": "yyyy-MM-dd",
-        f"projection.{key}.range": f"{start},NOW",
+        f"projection.{key}.range": f"{start},{end}",
         f"projection.{key}.interval": "1",
         f"projection.{key}.interval.unit": "DAYS",
         "storage.location.template": f"{table_location}{key}=${{{key}}}",

@@ -31,8 +31,8 @@ TEMPLATES = {
 ALSO_FROM = {"athena.tf": (athena.CURRENT_BODY, athena.ALL_RECORDS_BODY)}
 
 # Stand-ins replaced by Terraform interpolations once a value has been HCL-quoted.
-ROOT, START = "@@lake_root@@", "@@projection_start@@"
-INTERPOLATIONS = {ROOT: "${local.lake_root}", START: "${var.projection_start}"}
+ROOT, START, END = "@@lake_root@@", "@@projection_start@@", "@@projection_end@@"
+INTERPOLATIONS = {ROOT: "${local.lake_root}", START: "${var.projection_start}", END: "${var.projection_end}"}
 
 # The runtime's configuration (dmd.runtime.config), as Terraform sets it on the function.
 ENVIRONMENT = (
@@ -105,7 +105,7 @@ def glue_table(rt: RecordType, fmt: LakeFormat) -> GlueTable:
     q = hcl_string
     table_location = location(ROOT, fmt, rt)
     parameters = {"EXTERNAL": "TRUE", "classification": STORAGE[fmt].classification}
-    parameters |= projection(table_location, START)
+    parameters |= projection(table_location, START, END)
     serde_parameters = {"avro.schema.literal": avro_literal(rt)} if fmt is LakeFormat.AVRO else {}
     return GlueTable(
         resource=f"{rt.type_name}_{fmt.value}",

@@ -13,7 +13,13 @@ from dmd.runtime.query import render_sql
 
 ROOT = Path(__file__).resolve().parents[2]
 ATHENA = ROOT / "generated" / "athena"
-PARAMS = {"database": "dmd", "bucket": "lake-bucket", "prefix": "archive", "projection_start": "2024-01-01"}
+PARAMS = {
+    "database": "dmd",
+    "bucket": "lake-bucket",
+    "prefix": "archive",
+    "projection_start": "2024-01-01",
+    "projection_end": "NOW+1YEARS",
+}
 
 
 def normalize_type(text: str) -> str:

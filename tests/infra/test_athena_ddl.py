@@ -132,7 +132,7 @@ def test_table_location_and_partition_projection(path: Path):
         "projection.enabled": "true",
         "projection.partition_date.type": "date",
         "projection.partition_date.format": "yyyy-MM-dd",
-        "projection.partition_date.range": f"{PARAMS['projection_start']},NOW",
+        "projection.partition_date.range": f"{PARAMS['projection_start']},{PARAMS['projection_end']}",
         "projection.partition_date.interval": "1",
         "projection.partition_date.interval.unit": "DAYS",
         "storage.location.template": location + "partition_date=${partition_date}",

@@ -68,9 +68,12 @@ def variables() -> dict[str, dict[str, Any]]:
 
 def uninterpolate(text: str) -> str:
     """The Terraform expressions of a string as the DDL placeholders (and `$${` as Athena's `${`)."""
-    text = text.replace("${local.lake_root}", "s3://${bucket}/${prefix}").replace(
-        "${var.projection_start}", "${projection_start}"
-    )
+    for expr, placeholder in [
+        ("${local.lake_root}", "s3://${bucket}/${prefix}"),
+        ("${var.projection_start}", "${projection_start}"),
+        ("${var.projection_end}", "${projection_end}"),
+    ]:
+        text = text.replace(expr, placeholder)
     return text.replace("$${", "${")
 
 
