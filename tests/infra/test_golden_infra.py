@@ -90,3 +90,29 @@ def test_avro_literal_survives_sql_and_hcl_quoting():
     tables = {k: v for b in blocks for k, v in b.get('"aws_glue_catalog_table"', {}).items()}
     (serde,) = tables['"widget_avro"']["storage_descriptor"][0]["ser_de_info"]
     assert json.loads(json.loads(serde["parameters"]['"avro.schema.literal"'])) == schema
+
+
+def test_rendering_is_byte_identical_across_hash_seeds():
+    """No set or dict order leaks into the SQL or HCL."""
+    import subprocess
+    import sys
+
+    script = (
+        "import hashlib, sys; from pathlib import Path; from dmd.generator.loader import load_model;"
+        "from dmd.generator.targets.athena import render_athena;"
+        "from dmd.generator.targets.terraform import render_terraform;"
+        "m = load_model(Path(sys.argv[1])); files = {**render_athena(m), **render_terraform(m)};"
+        "print(hashlib.sha256(repr(sorted(files.items())).encode()).hexdigest())"
+    )
+    schemas = str(Path(__file__).resolve().parents[2] / "schemas")
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", script, schemas],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("1", "2")
+    }
+    assert len(digests) == 1
