@@ -1,4 +1,4 @@
-"""Make the helper module `lake` importable from the tests beside it."""
+"""Make the helper modules (infra_lake, infra_ddl) importable from the tests beside it."""
 
 import sys
 from pathlib import Path

@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 import sqlglot
-from ddl import ATHENA, PARAMS, ROOT, parse_table, table_files, view_sql
+from infra_ddl import ATHENA, PARAMS, ROOT, parse_table, table_files, view_sql
 
 from dmd.generated import REGISTRY
 from dmd.runtime.query import render_sql

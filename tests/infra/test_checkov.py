@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from ddl import ROOT
+from infra_ddl import ROOT
 
 SCRIPT = ROOT / ".ci" / "checkov"
 SKIPS = ROOT / ".ci" / "checkov-skips.txt"

@@ -9,7 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from lake import T0, Version, demand_image, sale_image, write
+from infra_lake import T0, Version, demand_image, sale_image, write
 
 from dmd.generated import REGISTRY
 from dmd.generated.views import ALL_RECORDS_BODY, ALL_RECORDS_VIEW, CURRENT_VIEWS

@@ -14,7 +14,7 @@ from pathlib import Path
 import hcl2
 import pytest
 import sqlglot
-from ddl import parse_table, view_sql
+from infra_ddl import parse_table, view_sql
 
 from dmd.generator.loader import load_model
 from dmd.generator.targets.athena import render_athena

@@ -13,7 +13,7 @@ from typing import Any
 
 import hcl2
 import pytest
-from ddl import ATHENA, PARAMS, ROOT, parse_table
+from infra_ddl import ATHENA, PARAMS, ROOT, parse_table
 
 from dmd.generated import REGISTRY
 
