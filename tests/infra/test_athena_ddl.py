@@ -14,6 +14,7 @@ import sqlglot
 from infra_ddl import ATHENA, PARAMS, ROOT, parse_table, table_files, view_sql
 
 from dmd.generated import REGISTRY
+from dmd.generator.targets.athena import PLACEHOLDERS
 from dmd.runtime.query import render_sql
 
 TYPES = sorted(REGISTRY)
@@ -162,7 +163,8 @@ def test_table_ddl_parses_as_athena_too(path: Path):
 def test_placeholders_are_the_documented_ones():
     for path in ATHENA.rglob("*.sql"):
         found = set(re.findall(r"\$\{(\w+)\}", path.read_text()))
-        assert found <= {*PARAMS, "partition_date"}, path
+        assert found <= {*PLACEHOLDERS, "partition_date"}, path
+    assert set(PLACEHOLDERS) == set(PARAMS)
 
 
 @pytest.mark.parametrize("path", sorted((ATHENA / "views").glob("*.sql")), ids=lambda p: p.stem)
