@@ -142,6 +142,12 @@ def timestamp(av: Any, path: str, problems: list[str], required: bool, digits: i
     return dt if dt.tzinfo is UTC else dt.astimezone(UTC)
 
 
+def truncate(moment: datetime, digits: int) -> datetime:
+    """`moment` cut to `digits` fraction digits, as an Avro/Parquet timestamp of that unit stores it."""
+    unit = 10 ** (6 - digits)
+    return moment.replace(microsecond=moment.microsecond // unit * unit)
+
+
 def calendar_date(av: Any, path: str, problems: list[str], required: bool) -> date | None:
     v = string(av, path, problems, required)
     if v is None:

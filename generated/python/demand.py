@@ -77,7 +77,7 @@ def _decode_DemandDate(
     return DemandDate(
         requested=f_requested,
         updated=f_updated,
-        deleted=change.change_time if change.removed else None,
+        deleted=w.truncate(change.change_time, 3) if change.removed else None,
     )
 
 

@@ -108,7 +108,7 @@ def _decode_EventDate(
     return EventDate(
         firstSeen=f_firstSeen,
         updated=f_updated,
-        deleted=change.change_time if change.removed else None,
+        deleted=w.truncate(change.change_time, 3) if change.removed else None,
     )
 
 

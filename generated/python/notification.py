@@ -76,7 +76,7 @@ def _decode_NotificationDate(
     return NotificationDate(
         created=f_created,
         sent=f_sent,
-        deleted=change.change_time if change.removed else None,
+        deleted=w.truncate(change.change_time, 3) if change.removed else None,
     )
 
 

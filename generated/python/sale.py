@@ -93,7 +93,7 @@ def _decode_SaleDate(
     image: Mapping[str, Any], problems: list[str], change: Change, settings: Mapping[str, str]
 ) -> SaleDate:
     return SaleDate(
-        deleted=change.change_time if change.removed else None,
+        deleted=w.truncate(change.change_time, 3) if change.removed else None,
     )
 
 

@@ -126,6 +126,7 @@ def timestamp_text(draw: st.DrawFn, moment: datetime) -> str:
 # --- attribute strategies ------------------------------------------------------------------------
 
 TEXT = st.text(max_size=12)
+INT_RANGES = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 
 
 def leaf(kind: str, info: FieldInfo) -> st.SearchStrategy[tuple[Any, Any]]:
@@ -137,7 +138,7 @@ def leaf(kind: str, info: FieldInfo) -> st.SearchStrategy[tuple[Any, Any]]:
     if kind == "boolean":
         return st.booleans().map(lambda b: ({"BOOL": b}, b))
     if kind in ("int", "long"):
-        lo, hi = info.minimum, info.maximum
+        lo, hi = (info.minimum, info.maximum) if info.kind == kind else INT_RANGES[kind]  # list items: full range
         assert lo is not None and hi is not None
         n = st.one_of(st.integers(lo, hi), st.sampled_from([lo, hi, max(lo, min(hi, 0))]))
         return n.flatmap(lambda v: spelling(Decimal(v)).map(lambda t: ({"N": t}, v)))
@@ -207,3 +208,28 @@ def images(draw: st.DrawFn, type_name: str, fields: tuple[FieldInfo, ...]) -> tu
     if draw(st.booleans()):
         image["zzUnknown"] = {"M": {"ttl": {"N": "1700000000"}, "tags": {"SS": ["x"]}}}
     return image, intended
+
+
+# --- containers: what the runtime writes, read back -----------------------------------------------
+
+
+def avro_roundtrip(schema: Any, datums: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Write an Avro Object Container File with fastavro and read it back."""
+    import io
+
+    import fastavro
+
+    buf = io.BytesIO()
+    fastavro.writer(buf, fastavro.parse_schema(dict(schema)), datums)
+    buf.seek(0)
+    return list(fastavro.reader(buf))
+
+
+def parquet_roundtrip(table: Any) -> Any:
+    """Write a Parquet file with pyarrow and read it back (a pa.Table)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return pq.read_table(pa.BufferReader(sink.getvalue()))
