@@ -65,13 +65,18 @@ def roundtrip(spec: RecordSpec, batch: list[tuple[dict, dict]], change: Change) 
     assert back.to_pylist() == datums  # same values, column for column, row for row
 
 
-@pytest.mark.parametrize("type_name", sorted(REGISTRY))
-def test_records_round_trip_through_avro_and_parquet(type_name):
-    spec = REGISTRY[type_name]
+def roundtrips(spec: RecordSpec, max_examples: int = 40):
+    """A hypothesis test: random batches of one type survive both containers (also run on the
+    extensibility test's type)."""
 
-    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(batch=st.lists(images(type_name, spec.fields), min_size=1, max_size=4), change=CHANGES)
+    @settings(max_examples=max_examples, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(batch=st.lists(images(spec.type_name, spec.fields), min_size=1, max_size=4), change=CHANGES)
     def run(batch, change):
         roundtrip(spec, batch, change)
 
-    run()
+    return run
+
+
+@pytest.mark.parametrize("type_name", sorted(REGISTRY))
+def test_records_round_trip_through_avro_and_parquet(type_name):
+    roundtrips(REGISTRY[type_name])()
