@@ -250,6 +250,8 @@ class _Builder:
         kind = f.type.kind
         if keyword.iskeyword(f.name):
             self.fault(f.pointer + "/name", f"{f.name!r} is a Python keyword and cannot be a field name")
+        elif f.name.startswith("__"):
+            self.fault(f.pointer + "/name", f"{f.name!r}: Python mangles names starting with '__' in a class")
         if f.pii:
             if kind is not Kind.STRING:
                 self.fault(ptr + "/pii", "only string fields can be PII (they are replaced by '[redacted]')")
@@ -290,6 +292,11 @@ class _Builder:
             if f.origin is Origin.TEMPLATE:
                 if "." in f.path:
                     self.fault(f.pointer, "a template field must be a top-level field")
+                if "{" in TEMPLATE_PLACEHOLDER.sub("", f.template) or "}" in TEMPLATE_PLACEHOLDER.sub("", f.template):
+                    self.fault(
+                        f.pointer + "/dmd/template",
+                        f"{f.template!r} has a brace outside a placeholder; placeholders are {{field}}",
+                    )
                 for name in TEMPLATE_PLACEHOLDER.findall(f.template):
                     ref = by_path.get(name)
                     if (

@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 
 TYPE_NAME: Final = "demand"
 _EMPTY: Final[Mapping[str, Any]] = {}
-_DEMANDCDC_OPERATION_SYMBOLS: Final = frozenset(['INSERT', 'MODIFY', 'REMOVE'])
-_DEMAND_STATUS_SYMBOLS: Final = frozenset(['requested', 'fulfilled', 'cancelled'])
+_DemandCdc_operation_SYMBOLS: Final = frozenset(['INSERT', 'MODIFY', 'REMOVE'])
+_Demand_status_SYMBOLS: Final = frozenset(['requested', 'fulfilled', 'cancelled'])
 
 
 @dataclass(slots=True)
@@ -132,10 +132,10 @@ def decode(image: Mapping[str, Any], change: Change, settings: Mapping[str, str]
         f_quantity = w.integer(av, 'quantity', problems, True, 1, 8)
     f_priceLevels = w.items(image.get('priceLevels'), 'priceLevels', problems, True, "L", w.string)
     av = image.get('status')
-    if type(av) is dict and type(v := av.get("S")) is str and v in _DEMAND_STATUS_SYMBOLS and len(av) == 1:
+    if type(av) is dict and type(v := av.get("S")) is str and v in _Demand_status_SYMBOLS and len(av) == 1:
         f_status = v
     else:
-        f_status = w.enum(av, 'status', problems, True, _DEMAND_STATUS_SYMBOLS)
+        f_status = w.enum(av, 'status', problems, True, _Demand_status_SYMBOLS)
     av = image.get('email')
     if type(av) is dict and type(v := av.get("S")) is str and len(av) == 1:
         f_email = v

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 TYPE_NAME: Final = "event"
 _EMPTY: Final[Mapping[str, Any]] = {}
-_EVENTCDC_OPERATION_SYMBOLS: Final = frozenset(['INSERT', 'MODIFY', 'REMOVE'])
+_EventCdc_operation_SYMBOLS: Final = frozenset(['INSERT', 'MODIFY', 'REMOVE'])
 
 
 @dataclass(slots=True)

@@ -21,9 +21,9 @@ if TYPE_CHECKING:
 
 TYPE_NAME: Final = "notification"
 _EMPTY: Final[Mapping[str, Any]] = {}
-_NOTIFICATIONCDC_OPERATION_SYMBOLS: Final = frozenset(['INSERT', 'MODIFY', 'REMOVE'])
-_NOTIFICATION_CHANNEL_SYMBOLS: Final = frozenset(['email', 'sms', 'push'])
-_NOTIFICATION_STATUS_SYMBOLS: Final = frozenset(['queued', 'sent', 'failed'])
+_NotificationCdc_operation_SYMBOLS: Final = frozenset(['INSERT', 'MODIFY', 'REMOVE'])
+_Notification_channel_SYMBOLS: Final = frozenset(['email', 'sms', 'push'])
+_Notification_status_SYMBOLS: Final = frozenset(['queued', 'sent', 'failed'])
 
 
 @dataclass(slots=True)
@@ -120,10 +120,10 @@ def decode(image: Mapping[str, Any], change: Change, settings: Mapping[str, str]
     else:
         f_fanId = w.string(av, 'fanId', problems, True)
     av = image.get('channel')
-    if type(av) is dict and type(v := av.get("S")) is str and v in _NOTIFICATION_CHANNEL_SYMBOLS and len(av) == 1:
+    if type(av) is dict and type(v := av.get("S")) is str and v in _Notification_channel_SYMBOLS and len(av) == 1:
         f_channel = v
     else:
-        f_channel = w.enum(av, 'channel', problems, True, _NOTIFICATION_CHANNEL_SYMBOLS)
+        f_channel = w.enum(av, 'channel', problems, True, _Notification_channel_SYMBOLS)
     av = image.get('email')
     if type(av) is dict and type(v := av.get("S")) is str and len(av) == 1:
         f_email = v
@@ -140,10 +140,10 @@ def decode(image: Mapping[str, Any], change: Change, settings: Mapping[str, str]
     else:
         f_messageBody = w.string(av, 'messageBody', problems, True)
     av = image.get('status')
-    if type(av) is dict and type(v := av.get("S")) is str and v in _NOTIFICATION_STATUS_SYMBOLS and len(av) == 1:
+    if type(av) is dict and type(v := av.get("S")) is str and v in _Notification_status_SYMBOLS and len(av) == 1:
         f_status = v
     else:
-        f_status = w.enum(av, 'status', problems, True, _NOTIFICATION_STATUS_SYMBOLS)
+        f_status = w.enum(av, 'status', problems, True, _Notification_status_SYMBOLS)
     m = w.mapping(image.get('date'), 'date', problems, True)
     f_date = None if m is None else _decode_NotificationDate(m, problems, change, settings)
     f_cdc = _decode_NotificationCdc(_EMPTY, problems, change, settings)

@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 
 TYPE_NAME: Final = "sale"
 _EMPTY: Final[Mapping[str, Any]] = {}
-_SALECDC_OPERATION_SYMBOLS: Final = frozenset(['INSERT', 'MODIFY', 'REMOVE'])
-_SALE_SALETYPE_SYMBOLS: Final = frozenset(['presale', 'general'])
+_SaleCdc_operation_SYMBOLS: Final = frozenset(['INSERT', 'MODIFY', 'REMOVE'])
+_Sale_saleType_SYMBOLS: Final = frozenset(['presale', 'general'])
 
 
 @dataclass(slots=True)
@@ -132,10 +132,10 @@ def decode(image: Mapping[str, Any], change: Change, settings: Mapping[str, str]
     else:
         f_eventId = w.string(av, 'eventId', problems, True)
     av = image.get('saleType')
-    if type(av) is dict and type(v := av.get("S")) is str and v in _SALE_SALETYPE_SYMBOLS and len(av) == 1:
+    if type(av) is dict and type(v := av.get("S")) is str and v in _Sale_saleType_SYMBOLS and len(av) == 1:
         f_saleType = v
     else:
-        f_saleType = w.enum(av, 'saleType', problems, True, _SALE_SALETYPE_SYMBOLS)
+        f_saleType = w.enum(av, 'saleType', problems, True, _Sale_saleType_SYMBOLS)
     f_saleStartDateTime = w.timestamp(image.get('saleStartDateTime'), 'saleStartDateTime', problems, True, 3)
     f_saleEndDateTime = w.timestamp(image.get('saleEndDateTime'), 'saleEndDateTime', problems, False, 3)
     m = w.mapping(image.get('priceRange'), 'priceRange', problems, False)

@@ -57,7 +57,8 @@ def local(f: Field) -> str:
 
 
 def symbols_const(cls: str, f: Field) -> str:
-    return f"_{cls}_{f.name}_SYMBOLS".upper()
+    # Case kept: fields `kind` and `Kind` of one record need two constants.
+    return f"_{cls}_{f.name}_SYMBOLS"
 
 
 def item_helper(t: TypeRef, cls: str, f: Field) -> str:

@@ -213,16 +213,35 @@ def images(draw: st.DrawFn, type_name: str, fields: tuple[FieldInfo, ...]) -> tu
 # --- containers: what the runtime writes, read back -----------------------------------------------
 
 
-def avro_roundtrip(schema: Any, datums: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Write an Avro Object Container File with fastavro and read it back."""
+def avro_container(schema: Any, datums: list[dict[str, Any]]) -> bytes:
+    """An Avro Object Container File, written with fastavro (as the runtime writes it)."""
     import io
 
     import fastavro
 
     buf = io.BytesIO()
     fastavro.writer(buf, fastavro.parse_schema(dict(schema)), datums)
-    buf.seek(0)
-    return list(fastavro.reader(buf))
+    return buf.getvalue()
+
+
+def avro_roundtrip(schema: Any, datums: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Write an Avro Object Container File with fastavro and read it back with fastavro."""
+    import io
+
+    import fastavro
+
+    return list(fastavro.reader(io.BytesIO(avro_container(schema, datums))))
+
+
+def apache_avro_read(data: bytes) -> list[dict[str, Any]]:
+    """Read an Avro Object Container File with the Apache `avro` package."""
+    import io
+
+    import avro.datafile
+    import avro.io
+
+    with avro.datafile.DataFileReader(io.BytesIO(data), avro.io.DatumReader()) as reader:
+        return list(reader)
 
 
 def parquet_roundtrip(table: Any) -> Any:

@@ -12,6 +12,7 @@ import shutil
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -65,11 +66,11 @@ def project(tmp_path_factory) -> Path:
     return base
 
 
-@pytest.fixture(scope="module")
-def package(project) -> Iterator[ModuleType]:
-    """The generated python/ folder imported as a package under a name of its own."""
-    name = f"dmd_fifth_type_{uuid.uuid4().hex}"
-    folder = project / "generated" / "python"
+@contextmanager
+def imported(folder: Path) -> Iterator[ModuleType]:
+    """A generated python/ folder imported as a package under a name of its own (its modules
+    import each other relatively and the runtime as `dmd.runtime`)."""
+    name = f"dmd_generated_{uuid.uuid4().hex}"
     init = folder / "__init__.py"
     spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=[str(folder)])
     assert spec is not None and spec.loader is not None
@@ -81,6 +82,12 @@ def package(project) -> Iterator[ModuleType]:
     finally:
         for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
             del sys.modules[key]
+
+
+@pytest.fixture(scope="module")
+def package(project) -> Iterator[ModuleType]:
+    with imported(project / "generated" / "python") as module:
+        yield module
 
 
 @pytest.fixture(scope="module")
@@ -184,3 +191,31 @@ def test_venue_decoder_agrees_with_boto3(venue):
 
 def test_random_venues_round_trip_through_avro_and_parquet(venue):
     roundtrips(venue, max_examples=40)()
+
+
+def test_enums_whose_names_differ_only_in_case_keep_their_own_symbols(tmp_path):
+    schemas = tmp_path / "schemas"
+    schemas.mkdir()
+    sale = json.loads((ROOT / "schemas" / "sale.json").read_text())
+    sale["fields"][3:3] = [
+        {"name": "kind", "type": {"type": "enum", "name": "LowerKind", "symbols": ["a"]}},
+        {"name": "Kind", "type": {"type": "enum", "name": "UpperKind", "symbols": ["b"]}},
+    ]
+    (schemas / "sale.json").write_text(json.dumps(sale))
+    result = CliRunner().invoke(main, ["generate", "--schemas", str(schemas), "--out", str(tmp_path / "generated")])
+    assert result.exit_code == 0, result.output
+    image = {
+        "id": {"S": "s-1"},
+        "type": {"S": "sale"},
+        "eventId": {"S": "e-1"},
+        "kind": {"S": "a"},
+        "Kind": {"S": "b"},
+        "saleType": {"S": "presale"},
+        "saleStartDateTime": {"S": "2024-01-15T18:30:00Z"},
+    }
+    with imported(tmp_path / "generated" / "python") as package:
+        rec = package.REGISTRY["sale"].decode(image, INSERT, SETTINGS)
+        assert (rec.kind, rec.Kind) == ("a", "b")
+        with pytest.raises(DecodeError) as err:
+            package.REGISTRY["sale"].decode({**image, "kind": {"S": "b"}, "Kind": {"S": "a"}}, INSERT, SETTINGS)
+        assert err.value.problems == ["kind: 'b' is not one of a", "Kind: 'a' is not one of b"]
