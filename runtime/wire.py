@@ -139,7 +139,11 @@ def timestamp(av: Any, path: str, problems: list[str], required: bool, digits: i
     except ValueError:
         problems.append(f"{path}: {_show(v)} is not a valid calendar timestamp")
         return None
-    return dt if dt.tzinfo is UTC else dt.astimezone(UTC)
+    try:
+        return dt if dt.tzinfo is UTC else dt.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        problems.append(f"{path}: {_show(v)} is outside years 1..9999 in UTC")
+        return None
 
 
 def truncate(moment: datetime, digits: int) -> datetime:

@@ -6,6 +6,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from gen_image_strategies import Node, tree
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dmd.generated import REGISTRY
 from dmd.runtime import wire
@@ -119,6 +122,18 @@ CASES = [
         "date.requested: '2024-01-15T18:30:00.0001Z' is more precise than the schema's 3 fraction digits",
     ),
     ("demand", "date.requested", {"N": "1705343400000"}, "date.requested: expected type tag 'S', got type tag 'N'"),
+    (
+        "demand",
+        "date.requested",
+        {"S": "0001-01-01T00:00:00+01:00"},
+        "date.requested: '0001-01-01T00:00:00+01:00' is outside years 1..9999 in UTC",
+    ),
+    (
+        "demand",
+        "date.requested",
+        {"S": "9999-12-31T23:59:59.999-00:01"},
+        "date.requested: '9999-12-31T23:59:59.999-00:01' is outside years 1..9999 in UTC",
+    ),
     ("demand", "marketId", {"N": "1.5"}, "marketId: '1.5' is not an integer"),
     ("demand", "marketId", {"N": "15E-1"}, "marketId: '15E-1' is not an integer"),
     (
@@ -235,3 +250,57 @@ def test_int32_bounds_are_accepted():
     assert wire.integer({"N": "2147483647"}, "capacity", found, True, -(2**31), 2**31 - 1) == 2**31 - 1
     assert wire.integer({"N": "-2147483648"}, "capacity", found, True, -(2**31), 2**31 - 1) == -(2**31)
     assert found == []
+
+
+# --- fuzz: any JSON image decodes or raises DecodeError, never anything else ---------------------
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=8,
+)
+NUMBERS = st.sampled_from(["1", "-0", "1E+2", "1e999999999", "1E-999999999", "0E-500", "NaN", "1.5", "2147483648", ""])
+TIMES = st.sampled_from(
+    ["2024-01-15T18:30:00Z", "0001-01-01T00:00:00+01:00", "2024-02-30T00:00:00Z", "2024-01-15T18:30:00.0001Z", ""]
+)
+
+
+SCALARS = st.one_of(
+    st.builds(lambda t, p: {t: p}, st.sampled_from(["S", "N", "BOOL", "NULL", "SS", "L", "M", "B", "X"]), JSON),
+    NUMBERS.map(lambda n: {"N": n}),
+    TIMES.map(lambda s: {"S": s}),
+    st.lists(st.text(max_size=3) | st.integers(), max_size=3).map(lambda xs: {"SS": xs}),
+    st.lists(NUMBERS.map(lambda n: {"N": n}) | JSON, max_size=3).map(lambda xs: {"L": xs}),
+    st.just({"NULL": True}),
+    JSON,
+)
+
+
+@st.composite
+def fuzzed(draw: st.DrawFn, nodes: list[Node]) -> dict[str, Any]:
+    """An image shaped like the schema (maps where it has records), every attribute absent, junk,
+    or a plausible value of any tag."""
+    image: dict[str, Any] = {}
+    for node in nodes:
+        if not node.has_image_fields or draw(st.integers(0, 3)) == 0:
+            continue
+        if node.info.kind == "record" and draw(st.booleans()):
+            image[node.name] = {"M": draw(fuzzed(node.children))}
+        else:
+            image[node.name] = draw(SCALARS)
+    return image
+
+
+@pytest.mark.parametrize("type_name", sorted(REGISTRY))
+def test_any_json_image_decodes_or_raises_decode_error(type_name):
+    spec = REGISTRY[type_name]
+
+    @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(image=fuzzed(tree(spec.fields)))
+    def run(image):
+        try:
+            spec.decode(image, CHANGE, SETTINGS)
+        except DecodeError as e:
+            assert e.problems and all(": " in p for p in e.problems)
+
+    run()
