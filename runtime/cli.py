@@ -187,3 +187,36 @@ def sample(records: int, seed: int, bad_fraction: float, batch_size: int, bad_ki
 
 
 # --- end of sample ---------------------------------------------------------------------------------
+
+
+# --- dmd query (owned by the infra branch: the local lake through the Athena view definitions) ---
+
+
+@main.command()
+@click.argument("sql")
+@click.option(
+    "--lake",
+    "lake",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Root folder of the local lake (what `dmd run --lake` wrote).",
+)
+@click.option("--prefix", default="archive", show_default=True, help="Data prefix under the lake root.")
+@click.option("--max-rows", default=100, show_default=True, help="Rows to print at most.")
+def query(sql: str, lake: Path, prefix: str, max_rows: int) -> None:
+    """Run SQL over the lake: views <type>, <type>_current (latest non-deleted version per item) and all_records."""
+    import duckdb
+
+    from dmd.runtime.query import open_lake
+
+    con = open_lake(lake, prefix)
+    try:
+        result = con.sql(sql)
+        if result is not None:  # a statement without a result (SET, CREATE ...) prints nothing
+            result.show(max_rows=max_rows, max_width=10_000)
+    except duckdb.Error as e:
+        click.echo(f"query failed: {e}", err=True)
+        sys.exit(1)
+
+
+# --- end of dmd query ---

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..model import Model
+from .athena import render_athena
 from .avro import render_avro
 from .docs import render_docs
 from .python import render_python
+from .terraform import render_terraform
 
 Renderer = Callable[[Model], dict[str, str]]
 
@@ -15,6 +17,8 @@ TARGETS: dict[str, Renderer] = {
     "python": render_python,
     "avro": render_avro,
     "docs": render_docs,
+    "athena": render_athena,
+    "terraform": render_terraform,
 }
 
 

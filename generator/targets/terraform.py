@@ -1,0 +1,167 @@
+"""Terraform target: a module that deploys the archive: the S3 bucket, the Glue database and one
+table per record type (for the chosen lake format) matching the Athena DDL, the Lambda function,
+its Kinesis event source mapping with filters generated from the record types, IAM, and the
+Athena views as saved queries.
+
+Python computes every value (HCL-quoted); the templates only lay them out.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from ..model import Model, RecordType
+from ..templating import header, render
+from ..typemap import LakeFormat
+from . import athena
+from .catalog import PARTITION_KEY, PARTITION_TYPE, STORAGE, avro_literal, columns, location, projection
+
+TEMPLATES = {
+    "versions.tf": "terraform/versions.tf.j2",
+    "variables.tf": "terraform/variables.tf.j2",
+    "s3.tf": "terraform/s3.tf.j2",
+    "glue.tf": "terraform/glue.tf.j2",
+    "lambda.tf": "terraform/lambda.tf.j2",
+    "iam.tf": "terraform/iam.tf.j2",
+    "athena.tf": "terraform/athena.tf.j2",
+    "outputs.tf": "terraform/outputs.tf.j2",
+}
+# Templates a file also depends on, for its do-not-edit hash.
+ALSO_FROM = {"athena.tf": (athena.CURRENT_BODY, athena.ALL_RECORDS_BODY)}
+
+# Stand-ins replaced by Terraform interpolations once a value has been HCL-quoted.
+ROOT, START, END = "@@lake_root@@", "@@projection_start@@", "@@projection_end@@"
+INTERPOLATIONS = {ROOT: "${local.lake_root}", START: "${var.projection_start}", END: "${var.projection_end}"}
+
+# The runtime's configuration (dmd.runtime.config), as Terraform sets it on the function.
+ENVIRONMENT = (
+    ("DMD_BUCKET", "aws_s3_bucket.archive.bucket"),
+    ("DMD_PREFIX", "var.prefix"),
+    ("DMD_ERRORS_PREFIX", "var.errors_prefix"),
+    ("DMD_FORMAT", "var.format"),
+    ("DMD_CODEC", "var.codec"),
+    ("DMD_SOURCE_SYSTEM_ID", "var.source_system_id"),
+    ("DMD_LOG_LEVEL", "var.log_level"),
+)
+# Codecs the runtime accepts per format (dmd.runtime.config.CODECS); empty: the format's default.
+CODECS = {"parquet": ("snappy", "zstd", "none"), "avro": ("deflate", "null", "snappy", "zstandard")}
+HANDLER = "dmd.runtime.handler.handler"
+# DynamoDB's stream record: the image that holds the item of an event, by event name.
+IMAGES = (("NewImage", ("INSERT", "MODIFY")), ("OldImage", ("REMOVE",)))
+TYPE_ATTRIBUTE = "type"  # every item names its record type here (the loader requires the field)
+MAX_FILTERS = 5  # Lambda's limit of filters per event source mapping
+MAX_PATTERN_BYTES = 4096  # and of one filter pattern
+
+
+def hcl_string(text: str, interpolations: dict[str, str] | None = None) -> str:
+    """A quoted HCL string holding `text` literally; then each stand-in becomes its interpolation."""
+    if any(ord(c) < 0x20 and c not in "\n\t" for c in text):
+        raise ValueError(f"control character in {text[:40]!r}")
+    quoted = json.dumps(text, ensure_ascii=False).replace("${", "$${").replace("%{", "%%{")
+    for stand_in, expr in (interpolations or {}).items():
+        quoted = quoted.replace(stand_in, expr)
+    return quoted
+
+
+def aligned(pairs: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> list[str]:
+    """`key = value` lines with the `=` aligned, as `terraform fmt` writes them."""
+    width = max((len(k) for k, _ in pairs), default=0)
+    return [f"{k.ljust(width)} = {v}" for k, v in pairs]
+
+
+def filter_patterns(model: Model) -> list[str]:
+    """Event filters on the Kinesis records' JSON `data`: one per image side, listing every type,
+    so the count does not grow with the number of record types."""
+    types = [rt.type_name for rt in model.types]
+    patterns = [
+        json.dumps(
+            {"data": {"eventName": list(events), "dynamodb": {image: {TYPE_ATTRIBUTE: {"S": types}}}}},
+            separators=(",", ":"),
+        )
+        for image, events in IMAGES
+    ]
+    if len(patterns) > MAX_FILTERS or any(len(p.encode()) > MAX_PATTERN_BYTES for p in patterns):
+        raise ValueError("event filters exceed Lambda's limits; shorten the record type names")
+    return patterns
+
+
+@dataclass(frozen=True)
+class GlueTable:
+    resource: str
+    name: str
+    format: str
+    description: str
+    location: str
+    parameters: list[str]  # aligned `key = value` lines
+    serde: str
+    serde_parameters: list[str]
+    input_format: str
+    output_format: str
+    columns: tuple[tuple[str, str, str], ...]  # (name, type, comment), all HCL-quoted
+
+
+def glue_table(rt: RecordType, fmt: LakeFormat) -> GlueTable:
+    q = hcl_string
+    table_location = location(ROOT, fmt, rt)
+    parameters = {"EXTERNAL": "TRUE", "classification": STORAGE[fmt].classification}
+    parameters |= projection(table_location, START, END)
+    serde_parameters = {"avro.schema.literal": avro_literal(rt)} if fmt is LakeFormat.AVRO else {}
+    return GlueTable(
+        resource=f"{rt.type_name}_{fmt.value}",
+        name=q(rt.type_name),
+        format=q(fmt.value),
+        description=q(rt.doc),
+        location=q(table_location, INTERPOLATIONS),
+        parameters=aligned([(q(k), q(v, INTERPOLATIONS)) for k, v in parameters.items()]),
+        serde=q(STORAGE[fmt].serde),
+        serde_parameters=aligned([(q(k), q(v)) for k, v in serde_parameters.items()]),
+        input_format=q(STORAGE[fmt].input_format),
+        output_format=q(STORAGE[fmt].output_format),
+        # Athena keeps column names in lower case; Glue gets them as Athena's DDL would store them.
+        columns=tuple((q(c.name.lower()), q(c.type), q(c.comment)) for c in columns(rt, fmt)),
+    )
+
+
+def named_queries(model: Model) -> list[tuple[str, str, str, str]]:
+    """(resource, name, description, SQL heredoc body) of each Athena view, database interpolated."""
+    database = "${aws_glue_catalog_database.archive.name}"
+    views = [(athena.current_view_name(rt), athena.current_body(rt)) for rt in model.types]
+    views.append((athena.ALL_RECORDS, athena.all_records_body(model)))
+    out = []
+    for name, body in views:
+        sql = f"CREATE OR REPLACE VIEW {athena.ident(athena.DATABASE)}.{athena.ident(name)} AS\n{body}"
+        if "%{" in sql or sql.count("${") != sql.count(athena.DATABASE):
+            raise ValueError(f"view {name} cannot be embedded in a heredoc")
+        out.append(
+            (
+                name,
+                hcl_string(f"create-view-{name}"),
+                hcl_string(f"Creates the {name} view."),
+                sql.replace(athena.DATABASE, database),
+            )
+        )
+    return out
+
+
+def render_terraform(model: Model) -> dict[str, str]:
+    tables = [glue_table(rt, fmt) for rt in model.types for fmt in LakeFormat]
+    queries = named_queries(model)
+    context = {
+        "types": [rt.type_name for rt in model.types],
+        "tables": tables,
+        "table_outputs": aligned([(t.resource, f"one(aws_glue_catalog_table.{t.resource}[*].name)") for t in tables]),
+        "query_outputs": aligned([(q[0], f"aws_athena_named_query.{q[0]}.id") for q in queries]),
+        "formats": [fmt.value for fmt in LakeFormat],
+        "partition": (hcl_string(PARTITION_KEY), hcl_string(PARTITION_TYPE)),
+        "patterns": [hcl_string(p) for p in filter_patterns(model)],
+        "environment": aligned(ENVIRONMENT),
+        "handler": hcl_string(HANDLER),
+        "codecs": sorted({hcl_string(c) for codecs in CODECS.values() for c in codecs}),
+        "queries": queries,
+    }
+    out = {}
+    for name, template in TEMPLATES.items():
+        templates = [template, *ALSO_FROM.get(name, ())]
+        out[f"terraform/{name}"] = render(template, header=header("#", model.types, templates), **context)
+    return out
