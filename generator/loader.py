@@ -76,31 +76,50 @@ def load_record_type(path: Path, label: str) -> RecordType:
         doc = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise SchemaError([f"{label}:: not valid JSON: {e}"]) from None
+    if not isinstance(doc, dict):
+        got = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(doc), "a number")
+        raise SchemaError([f"{label}:: a schema file holds one JSON object (an Avro record schema), not {got}"])
 
-    meta_faults = [
-        f"{label}:{pointer(*e.absolute_path)}: {_describe(e)}"
-        for e in sorted(_metaschema_validator().iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
-    ]
+    meta_faults = sorted(
+        {_meta_fault(label, e) for e in _metaschema_validator().iter_errors(doc)},
+        key=lambda line: line.split(": ", 1)[0],
+    )
     if meta_faults:
         raise SchemaError(meta_faults)
-    try:
-        fastavro.parse_schema(copy.deepcopy(doc), _write_hint=False)
-    except Exception as e:  # fastavro raises several exception types for invalid schemas
-        raise SchemaError([f"{label}:: not a valid Avro schema: {e}"]) from None
 
+    # Semantic checks before fastavro: they name the JSON pointer of a fault (e.g. a decimal
+    # scale above its precision), where fastavro's message names no place in the file.
     builder = _Builder(label, doc)
     rt = builder.build(hashlib.sha256(raw).hexdigest(), path.stem)
     if builder.faults:
         raise SchemaError(builder.faults)
+    try:
+        fastavro.parse_schema(copy.deepcopy(doc), _write_hint=False)
+    except Exception as e:  # fastavro raises several exception types for invalid schemas
+        raise SchemaError([f"{label}:: not a valid Avro schema: {e}"]) from None
     return rt
 
 
-def _describe(e: ValidationError) -> str:
-    # anyOf/oneOf failures say "is not valid under any of the given schemas"; the best
-    # matching branch names the actual reason.
-    if e.context:
-        return best_match(e.context).message
-    return e.message
+# A reason echoes the offending value; a whole record schema is not a useful echo.
+MAX_REASON = 240
+
+
+def _meta_fault(label: str, e: ValidationError) -> str:
+    leaf = _leaf(e)
+    reason = leaf.message if len(leaf.message) <= MAX_REASON else leaf.message[: MAX_REASON - 1] + "…"
+    return f"{label}:{pointer(*leaf.absolute_path)}: {reason}"
+
+
+def _leaf(e: ValidationError) -> ValidationError:
+    """The error an author means, under anyOf/oneOf: `type` is "string, or a list of types, or an
+    object", and failing the branches of the wrong JSON type ("... is not of type 'string'") says
+    nothing. Follow the branches whose JSON type fits, down to the deepest error."""
+    while e.context:
+        fitting = [c for c in e.context if not (c.validator == "type" and not c.relative_path)]
+        if not fitting:
+            return best_match(e.context)
+        e = max(fitting, key=lambda c: len(c.absolute_path))
+    return e
 
 
 class _Builder:
@@ -121,7 +140,7 @@ class _Builder:
         ann = doc["dmd"]
         type_name = ann["recordType"]
         if type_name != stem:
-            self.fault("/dmd/recordType", f"record type {type_name!r} must match the file name {stem!r}.json")
+            self.fault("/dmd/recordType", f"record type {type_name!r} does not match the file name {stem}.json")
         root = self.record(doc, "", "", self.root_name)
         partition = ann["partitionDate"]
         rt = RecordType(
@@ -231,6 +250,8 @@ class _Builder:
         kind = f.type.kind
         if keyword.iskeyword(f.name):
             self.fault(f.pointer + "/name", f"{f.name!r} is a Python keyword and cannot be a field name")
+        elif f.name.startswith("__"):
+            self.fault(f.pointer + "/name", f"{f.name!r}: Python mangles names starting with '__' in a class")
         if f.pii:
             if kind is not Kind.STRING:
                 self.fault(ptr + "/pii", "only string fields can be PII (they are replaced by '[redacted]')")
@@ -271,6 +292,11 @@ class _Builder:
             if f.origin is Origin.TEMPLATE:
                 if "." in f.path:
                     self.fault(f.pointer, "a template field must be a top-level field")
+                if "{" in TEMPLATE_PLACEHOLDER.sub("", f.template) or "}" in TEMPLATE_PLACEHOLDER.sub("", f.template):
+                    self.fault(
+                        f.pointer + "/dmd/template",
+                        f"{f.template!r} has a brace outside a placeholder; placeholders are {{field}}",
+                    )
                 for name in TEMPLATE_PLACEHOLDER.findall(f.template):
                     ref = by_path.get(name)
                     if (

@@ -18,8 +18,9 @@ from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any
 
 _NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\Z")
-_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})\Z")
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
+# re.ASCII: \d would otherwise accept any Unicode digit ("２０２４-…").
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})\Z", re.ASCII)
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z", re.ASCII)
 _TAGS = frozenset({"S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"})
 # Long strings are cut in messages: they name the field and the reason, they don't echo data.
 _SHOW = 40
@@ -92,7 +93,9 @@ def integer(av: Any, path: str, problems: list[str], required: bool, lo: int, hi
     if d != d.to_integral_value():
         problems.append(f"{path}: {_show(av['N'])} is not an integer")
         return None
-    n = int(d) if abs(d.adjusted()) < 400 else None  # refuse to materialise 1E+999999 before the range check
+    # Refuse to materialise 1E+999999 before the range check; a tiny exponent is harmless
+    # (an integral value with adjusted() < 0 is zero, e.g. "0E-500").
+    n = int(d) if d.adjusted() < 400 else None
     if n is None or not lo <= n <= hi:
         problems.append(f"{path}: {_show(av['N'])} is out of range [{lo}, {hi}]")
         return None
@@ -115,7 +118,7 @@ def decimal(av: Any, path: str, problems: list[str], required: bool, precision: 
     if len(q.as_tuple().digits) > precision:
         problems.append(f"{path}: {_show(av['N'])} is out of range for decimal({precision},{scale})")
         return None
-    return q
+    return q if q else q.copy_abs()  # "-0" is zero: no negative zero in the archive
 
 
 def timestamp(av: Any, path: str, problems: list[str], required: bool, digits: int) -> datetime | None:
@@ -136,7 +139,17 @@ def timestamp(av: Any, path: str, problems: list[str], required: bool, digits: i
     except ValueError:
         problems.append(f"{path}: {_show(v)} is not a valid calendar timestamp")
         return None
-    return dt if dt.tzinfo is UTC else dt.astimezone(UTC)
+    try:
+        return dt if dt.tzinfo is UTC else dt.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        problems.append(f"{path}: {_show(v)} is outside years 1..9999 in UTC")
+        return None
+
+
+def truncate(moment: datetime, digits: int) -> datetime:
+    """`moment` cut to `digits` fraction digits, as an Avro/Parquet timestamp of that unit stores it."""
+    unit = 10 ** (6 - digits)
+    return moment.replace(microsecond=moment.microsecond // unit * unit)
 
 
 def calendar_date(av: Any, path: str, problems: list[str], required: bool) -> date | None:

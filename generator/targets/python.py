@@ -49,6 +49,7 @@ class ClassView:
     root: bool
     fields: tuple[FieldView, ...]
     constants: tuple[tuple[str, str], ...]  # (name, expression) of module-level constants
+    placeholder: str  # constructor arguments of the record that stands in under a null struct
 
 
 def local(f: Field) -> str:
@@ -56,7 +57,8 @@ def local(f: Field) -> str:
 
 
 def symbols_const(cls: str, f: Field) -> str:
-    return f"_{cls}_{f.name}_SYMBOLS".upper()
+    # Case kept: fields `kind` and `Kind` of one record need two constants.
+    return f"_{cls}_{f.name}_SYMBOLS"
 
 
 def item_helper(t: TypeRef, cls: str, f: Field) -> str:
@@ -157,7 +159,12 @@ def added_value(f: Field) -> str:
         return template_value(f)
     if f.origin is Origin.CONFIG:
         return f"settings[{f.config!r}]"
-    return ADDED_VALUES[f.origin]
+    value = ADDED_VALUES[f.origin]
+    if f.type.kind is Kind.TIMESTAMP_MILLIS and "change.change_time" in value:
+        # The change time has microseconds; a millisecond field holds what Avro and Parquet
+        # will store, so the record equals what is read back.
+        value = value.replace("change.change_time", "w.truncate(change.change_time, 3)", 1)
+    return value
 
 
 def avro_value(f: Field) -> str:
@@ -175,6 +182,31 @@ def arrow_column(f: Field, index: int) -> str:
         return f"pa.array({values}, {child_type})"
     cls = f.type.record.class_name
     return f"struct_array({values}, {child_type}, _columns_{cls}, _NULL_{cls})"
+
+
+# Values of a placeholder record under a null struct. Arrow still builds the child columns
+# there, and a non-nullable child column must hold no nulls, or Parquet refuses the file.
+FILLERS: dict[Kind, str] = {
+    Kind.STRING: '""',
+    Kind.BOOLEAN: "False",
+    Kind.INT: "0",
+    Kind.LONG: "0",
+    Kind.DECIMAL: "Decimal(0)",
+    Kind.TIMESTAMP_MILLIS: "datetime(1970, 1, 1, tzinfo=UTC)",
+    Kind.TIMESTAMP_MICROS: "datetime(1970, 1, 1, tzinfo=UTC)",
+    Kind.DATE: "date(1970, 1, 1)",
+    Kind.ARRAY: "[]",
+}
+
+
+def filler(f: Field) -> str:
+    if f.optional:
+        return "None"
+    if f.type.kind is Kind.ENUM:
+        return repr(f.type.symbols[0])
+    if f.type.record is not None:
+        return f"_NULL_{f.type.record.class_name}"
+    return FILLERS[f.type.kind]
 
 
 def class_view(record: Record, rt: RecordType) -> ClassView:
@@ -196,7 +228,8 @@ def class_view(record: Record, rt: RecordType) -> ClassView:
             )
         )
     doc = rt.doc if record is rt.root else f"The `{record.name}` record of {rt.type_name}."
-    return ClassView(record.class_name, doc, record is rt.root, tuple(fields), tuple(constants))
+    placeholder = ", ".join(filler(f) for f in record.fields)
+    return ClassView(record.class_name, doc, record is rt.root, tuple(fields), tuple(constants), placeholder)
 
 
 def guarded(path: str, root: RecordType) -> str:

@@ -1,0 +1,118 @@
+"""Generation is byte-for-byte reproducible, and every generated file says where it came from."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMAS = ROOT / "schemas"
+DMD = Path(sys.executable).with_name("dmd")
+SHA256 = re.compile(r"sha256:([0-9a-f]{64})\b")
+TIMESTAMPISH = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}|\b\d{10}\b")
+
+
+def generate(schemas: Path, out: Path, hashseed: str) -> dict[str, bytes]:
+    env = {**os.environ, "PYTHONHASHSEED": hashseed}
+    subprocess.run(
+        [str(DMD), "generate", "--schemas", str(schemas), "--out", str(out)],
+        check=True,
+        env=env,
+        capture_output=True,
+        cwd=out.parent,
+    )
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory) -> dict[str, bytes]:
+    return generate(SCHEMAS, tmp_path_factory.mktemp("seed0") / "generated", "0")
+
+
+def test_two_runs_under_different_hash_seeds_are_byte_identical(tree, tmp_path):
+    other = generate(SCHEMAS, tmp_path / "generated", "4242")
+    assert sorted(other) == sorted(tree)
+    for rel in tree:
+        assert other[rel] == tree[rel], f"{rel} differs between PYTHONHASHSEED=0 and 4242"
+
+
+def test_the_committed_tree_is_what_a_fresh_process_generates(tree):
+    committed = {
+        p.relative_to(ROOT / "generated").as_posix(): p.read_bytes()
+        for p in sorted((ROOT / "generated").rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+    assert committed == tree
+
+
+def header_lines(rel: str, text: str) -> list[str]:
+    lines = text.splitlines()[:2]
+    assert lines, f"{rel} is empty"
+    return lines
+
+
+def sources_of(rel: str) -> list[str]:
+    stem = rel.rsplit("/", 1)[-1].split(".")[0]
+    if stem in ("__init__", "data-dictionary"):  # made from every schema
+        return sorted(f"schemas/{p.name}" for p in SCHEMAS.glob("*.json"))
+    return [f"schemas/{stem}.json"]
+
+
+def test_every_python_and_markdown_file_starts_with_the_do_not_edit_header(tree):
+    checked = 0
+    for rel, data in tree.items():
+        if not rel.endswith((".py", ".md")):
+            continue
+        text = data.decode()
+        first, second = header_lines(rel, text)
+        assert "DO NOT EDIT" in first, rel
+        assert "dmd generate" in first, rel
+        for source in sources_of(rel):
+            assert source in first, f"{rel}: header does not name {source}"
+        assert SHA256.search(second), f"{rel}: no sha256 in the header"
+        assert first.startswith("# " if rel.endswith(".py") else "<!-- "), rel
+        checked += 1
+    assert checked == len(list(SCHEMAS.glob("*.json"))) + 2  # one module per type, registry, data dictionary
+
+
+def test_headers_carry_no_timestamp_and_no_tool_version(tree):
+    tool_version = version("dmd-pipeline")
+    for rel, data in tree.items():
+        head = "\n".join(data.decode().splitlines()[:2]) if not rel.endswith(".json") else data.decode()
+        head = SHA256.sub("sha256:<hash>", head)
+        assert not TIMESTAMPISH.search(head), f"{rel}: header holds a timestamp: {head}"
+        assert tool_version not in head, f"{rel}: header holds the tool version {tool_version}"
+
+
+def test_avro_manifest_names_each_schema_with_its_hash(tree):
+    manifest = json.loads(tree["avro/manifest.json"])
+    assert "DO NOT EDIT" in manifest["notice"]
+    avsc = sorted(rel.removeprefix("avro/") for rel in tree if rel.endswith(".avsc"))
+    assert sorted(manifest["files"]) == avsc
+    for name, entry in manifest["files"].items():
+        assert entry["source"] == f"schemas/{name.removesuffix('.avsc')}.json"
+        assert SHA256.fullmatch("sha256:" + entry["sha256"])
+
+
+def test_header_hash_follows_the_schema_bytes(tree, tmp_path):
+    """Only files made from a changed schema get a new hash (and nothing else moves)."""
+    schemas = tmp_path / "schemas"
+    shutil.copytree(SCHEMAS, schemas)
+    sale = schemas / "sale.json"
+    sale.write_text(sale.read_text() + "\n")  # same schema, different bytes
+    other = generate(schemas, tmp_path / "generated", "0")
+
+    changed = sorted(rel for rel in tree if other[rel] != tree[rel])
+    assert changed == ["avro/manifest.json", "docs/data-dictionary.md", "python/__init__.py", "python/sale.py"]
+    for rel in changed:
+        if rel.endswith(".py"):
+            old, new = tree[rel].decode().splitlines(), other[rel].decode().splitlines()
+            assert old[1] != new[1] and old[2:] == new[2:], f"{rel}: only the hash line may change"

@@ -1,0 +1,68 @@
+"""Malformed schema files are rejected with `file:JSON-pointer: reason`, every fault at once.
+
+Each case is a folder under cases/malformed/: `schemas/` (a valid schema broken in one way, or
+two files) and `expected.txt` (the exact fault lines, in the order the loader reports them).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from dmd.generator.loader import SchemaError, load_model
+from dmd.runtime.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+CASES = Path(__file__).parent / "cases" / "malformed"
+CASE_NAMES = sorted(p.name for p in CASES.iterdir() if p.is_dir())
+
+
+def faults_of(schema_dir: Path) -> list[str]:
+    with pytest.raises(SchemaError) as err:
+        load_model(schema_dir)
+    return err.value.faults
+
+
+def expected(case: str) -> list[str]:
+    return (CASES / case / "expected.txt").read_text(encoding="utf-8").splitlines()
+
+
+def test_there_are_enough_cases():
+    assert len(CASE_NAMES) >= 12
+
+
+@pytest.mark.parametrize("case", CASE_NAMES)
+def test_malformed_schema_is_rejected_with_file_pointer_and_reason(case):
+    assert faults_of(CASES / case / "schemas") == expected(case)
+
+
+def test_the_valid_schemas_load():
+    assert [t.type_name for t in load_model(ROOT / "schemas").types] == ["demand", "event", "notification", "sale"]
+
+
+def test_one_file_with_three_faults_reports_all_three():
+    faults = faults_of(CASES / "three-faults" / "schemas")
+    assert len(faults) == 3
+    assert {f.split(":", 2)[1] for f in faults} == {"/fields/4/dmd/pii", "/fields/5/dmd", "/dmd/partitionDate/paths/0"}
+
+
+def test_faults_of_every_file_are_reported_together(tmp_path):
+    schemas = tmp_path / "schemas"
+    shutil.copytree(ROOT / "schemas", schemas)
+    shutil.copy(CASES / "pii-on-a-long" / "schemas" / "demand.json", schemas / "demand.json")
+    shutil.copy(CASES / "union-of-three" / "schemas" / "sale.json", schemas / "sale.json")
+    assert faults_of(schemas) == expected("pii-on-a-long") + expected("union-of-three")
+
+
+def test_cli_prints_the_faults_and_exits_2():
+    result = CliRunner().invoke(main, ["generate", "--schemas", str(CASES / "three-faults" / "schemas"), "--check"])
+    assert result.exit_code == 2
+    assert result.output.splitlines() == expected("three-faults")
+
+
+def test_an_empty_folder_is_an_error(tmp_path):
+    (tmp_path / "schemas").mkdir()
+    assert faults_of(tmp_path / "schemas") == [f"{tmp_path / 'schemas'}:: no schema files (*.json) found"]
