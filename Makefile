@@ -21,7 +21,9 @@ demo: $(STAMP)
 	$(BIN)/dmd sample --records $(RECORDS) --seed 7 --bad-fraction 0.02 --out sample-events.jsonl
 	$(BIN)/dmd run sample-events.jsonl --lake $(LAKE) --format parquet
 	$(BIN)/dmd query --lake $(LAKE) \
-	  "SELECT type, partition_date, count(*) AS records FROM all_records GROUP BY ALL ORDER BY ALL LIMIT 20"
+	  "PIVOT (SELECT partition_date, type FROM all_records) ON type USING count(*) ORDER BY partition_date LIMIT 14"
+	$(BIN)/dmd query --lake $(LAKE) \
+	  "SELECT 'demand' AS type, count(*) AS live_items FROM demand_current UNION ALL SELECT 'event', count(*) FROM event_current"
 
 test: $(STAMP)
 	$(BIN)/pytest -q

@@ -43,7 +43,6 @@ def test_committed_file_is_what_the_generator_renders(rel):
 
 
 def test_every_target_contributes():
-    # each target writes under the folder of its name (athena adds the view bodies to python/)
     assert {rel.split("/")[0] for rel in RENDERED} == set(TARGETS)
 
 
