@@ -130,10 +130,16 @@ class _Builder:
         self.doc = doc
         self.faults: list[str] = []
         self.root_name = doc["name"]
-        self.class_names: set[str] = set()
+        self.named: dict[str, str] = {}  # Avro name of each record and enum -> pointer of its definition
 
     def fault(self, ptr: str, reason: str) -> None:
         self.faults.append(f"{self.label}:{ptr}: {reason}")
+
+    def define(self, name: str, ptr: str) -> None:
+        """Avro names a record or enum once per schema (and the generated classes follow it)."""
+        if name in self.named:
+            self.fault(ptr + "/name", f"Avro name {name!r} is already defined at {self.named[name]}")
+        self.named.setdefault(name, ptr + "/name")
 
     def build(self, sha256: str, stem: str) -> RecordType:
         doc = self.doc
@@ -159,9 +165,7 @@ class _Builder:
     # --- structure -----------------------------------------------------------------------------
 
     def record(self, node: dict[str, Any], ptr: str, path: str, class_name: str) -> Record:
-        if class_name in self.class_names:
-            self.fault(ptr + "/name", f"record name {node['name']!r} gives class {class_name} twice")
-        self.class_names.add(class_name)
+        self.define(node["name"], ptr)
         names: set[str] = set()
         fields: list[Field] = []
         for i, f in enumerate(node["fields"]):
@@ -228,6 +232,7 @@ class _Builder:
                     self.fault(ptr + "/scale", "decimal scale must not exceed its precision")
                 return TypeRef(Kind.DECIMAL, precision=avro["precision"], scale=avro["scale"])
             case "enum", _:
+                self.define(avro["name"], ptr)
                 return TypeRef(Kind.ENUM, name=avro["name"], symbols=tuple(avro["symbols"]))
             case "array", _:
                 items = self.type(avro["items"], ptr + "/items", path)
