@@ -219,3 +219,21 @@ def test_enums_whose_names_differ_only_in_case_keep_their_own_symbols(tmp_path):
         with pytest.raises(DecodeError) as err:
             package.REGISTRY["sale"].decode({**image, "kind": {"S": "b"}, "Kind": {"S": "a"}}, INSERT, SETTINGS)
         assert err.value.problems == ["kind: 'b' is not one of a", "Kind: 'a' is not one of b"]
+
+
+def test_schema_docs_with_quotes_backslashes_pipes_and_newlines(tmp_path):
+    """Free text from a schema never breaks the generated Python or the data dictionary."""
+    schemas = tmp_path / "schemas"
+    schemas.mkdir()
+    sale = json.loads((ROOT / "schemas" / "sale.json").read_text())
+    sale["doc"] = 'A sale "window" of C:\\events\\ and """more"""'
+    sale["fields"][2]["doc"] = "The event | its id\nsecond line"
+    (schemas / "sale.json").write_text(json.dumps(sale))
+    out = tmp_path / "generated"
+    result = CliRunner().invoke(main, ["generate", "--schemas", str(schemas), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    with imported(out / "python") as package:
+        assert package.sale.Sale.__doc__ == sale["doc"]
+        assert package.sale.__doc__.endswith(sale["doc"])
+    docs = (out / "docs" / "data-dictionary.md").read_text()
+    assert "| `eventId` | string | required |  | DynamoDB image | The event \\| its id second line |\n" in docs
