@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, DecimalException
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,10 +16,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dmd.generated import REGISTRY
+from dmd.generator.loader import load_model
+from dmd.generator.model import RecordType
 from dmd.runtime.records import REDACTED, Change, RecordSpec
 
 MISSING = object()  # boto3 has no value to compare (absent attribute, or it raised)
 SETTINGS = {"source_system_id": "sys-7"}
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = {rt.type_name: rt for rt in load_model(ROOT / "schemas").types}
+PROCESSING = datetime(2030, 6, 1, 23, 59, tzinfo=UTC)
 BOTO = TypeDeserializer()
 
 changes = st.builds(
@@ -117,10 +123,26 @@ def assert_like_boto(kind: str, ours: Any, theirs: Any, path: str) -> None:
         assert ours == theirs, f"{path}: {ours!r} != {theirs!r}"
 
 
-def check(spec: RecordSpec, image: dict[str, Any], intended: dict[str, Any], change: Change) -> None:
+def expected_partition(rt: RecordType, intended: dict[str, Any]) -> date:
+    """The first declared partition path present in the image, as a UTC date; else processing time."""
+    for path in rt.partition_paths:
+        value: Any = intended
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is not None:
+            return value.date() if isinstance(value, datetime) else value
+    assert rt.partition_fallback
+    return PROCESSING.date()
+
+
+def check(
+    spec: RecordSpec, image: dict[str, Any], intended: dict[str, Any], change: Change, rt: RecordType | None = None
+) -> None:
     """Decode with the generated decoder; compare with the intended values and with boto3."""
     type_name = spec.type_name
     rec = spec.decode(image, change, SETTINGS)
+    rt = rt or MODEL[type_name]
+    assert spec.partition_date(rec, PROCESSING) == expected_partition(rt, intended)
     removed = change.operation == "REMOVE"
     for node in tree(spec.fields):
         if node.has_image_fields:
@@ -141,13 +163,14 @@ def check(spec: RecordSpec, image: dict[str, Any], intended: dict[str, Any], cha
     )
 
 
-def differential(spec: RecordSpec, max_examples: int = 200):
-    """A hypothesis test of one record type's decoder (also run on the extensibility test's type)."""
+def differential(spec: RecordSpec, max_examples: int = 200, rt: RecordType | None = None):
+    """A hypothesis test of one record type's decoder (also run on the extensibility test's type,
+    whose model `rt` is not among the committed schemas)."""
 
     @settings(max_examples=max_examples, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(data=images(spec.type_name, spec.fields), change=changes)
     def run(data, change):
-        check(spec, *data, change)
+        check(spec, *data, change, rt)
 
     return run
 

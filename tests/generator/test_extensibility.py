@@ -25,6 +25,7 @@ from gen_image_strategies import avro_roundtrip, parquet_roundtrip
 from test_differential import differential
 from test_roundtrip import roundtrips
 
+from dmd.generator.loader import load_model
 from dmd.runtime.cli import main
 from dmd.runtime.records import Change, DecodeError
 
@@ -185,8 +186,9 @@ def test_venue_round_trips_through_avro_and_parquet(project, venue):
     assert table.to_pylist() == datums
 
 
-def test_venue_decoder_agrees_with_boto3(venue):
-    differential(venue, max_examples=100)()
+def test_venue_decoder_agrees_with_boto3(project, venue):
+    rt = load_model(project / "schemas").type("venue")
+    differential(venue, max_examples=100, rt=rt)()
 
 
 def test_random_venues_round_trip_through_avro_and_parquet(venue):
