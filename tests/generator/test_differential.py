@@ -4,6 +4,7 @@ images (hypothesis). Where boto3 succeeds the values are identical; where it rai
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, DecimalException
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 from boto3.dynamodb.types import TypeDeserializer
 from gen_image_strategies import MAX_BOTO_DIGITS, Node, images, significant_digits, tree
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
 
 from dmd.generated import REGISTRY
@@ -240,3 +241,44 @@ def test_money_spellings_decode_exactly_at_scale_2(text, value):
     }
     rec = REGISTRY["sale"].decode(image, INSERT, SETTINGS)
     assert str(rec.priceRange.min) == value
+
+
+# --- the strategies reach the cases the differential test is for ---------------------------------
+
+FIND = settings(max_examples=2000, database=None, phases=[Phase.generate])
+
+
+def boto_fails(data: tuple[dict[str, Any], dict[str, Any]]) -> bool:
+    return any(boto(av) is MISSING for av in data[0].values())
+
+
+@pytest.mark.parametrize(
+    ("type_name", "description", "predicate"),
+    [
+        ("demand", "a long in exponent form", lambda d: "E" in d[0]["marketId"]["N"].upper()),
+        ("demand", "a long with leading zeros", lambda d: re.match(r"-?0\d", d[0]["marketId"]["N"]) is not None),
+        ("demand", "minus zero", lambda d: d[0]["marketId"]["N"].startswith("-0") and d[1]["marketId"] == 0),
+        ("demand", "a long beyond 2**53", lambda d: abs(d[1]["marketId"]) > 2**53),
+        ("demand", "39 significant digits, which boto3 refuses", boto_fails),
+        ("demand", "an absent optional attribute", lambda d: "email" not in d[0]),
+        ("demand", "a NULL optional attribute", lambda d: d[0].get("email") == {"NULL": True}),
+        ("demand", "a timestamp with an offset", lambda d: d[0]["date"]["M"]["requested"]["S"].endswith(":30")),
+        (
+            "sale",
+            "money with trailing zeros",
+            lambda d: (
+                re.search(r"\.\d*00$", (d[0].get("priceRange") or {}).get("M", {}).get("min", {}).get("N", ""))
+                is not None
+            ),
+        ),
+        ("sale", "money refused by boto3", boto_fails),
+        ("event", "a string set", lambda d: len(d[0].get("attractionIds", {}).get("SS", [])) > 1),
+        (
+            "event",
+            "a nested map two levels deep",
+            lambda d: "dateTime" in d[0].get("eventDate", {}).get("M", {}).get("start", {}).get("M", {}),
+        ),
+    ],
+)
+def test_strategies_reach(type_name, description, predicate):
+    assert find(images(type_name, REGISTRY[type_name].fields), predicate, settings=FIND)
