@@ -26,6 +26,17 @@ from .typemap import INT_RANGES, scalar_kind
 
 # Settings the runtime can supply to `"added": "config"` fields.
 CONFIG_KEYS = frozenset({"source_system_id"})
+# Names every generated record module binds at module level (imports, constants, functions of
+# templates/python/record.py.j2); a record class of the same name would shadow one of them.
+# tests/generator/test_malformed_schemas.py checks this list against the generated modules.
+GENERATED_MODULE_NAMES = frozenset(
+    {
+        "AVRO_SCHEMA", "Any", "Change", "Decimal", "DecodeError", "FIELDS", "FieldInfo", "Final", "Literal",
+        "Mapping", "REDACTED", "RecordSpec", "SPEC", "Sequence", "TYPE_CHECKING", "TYPE_NAME", "UTC", "_EMPTY",
+        "annotations", "arrow_schema", "cache", "dataclass", "date", "datetime", "decode", "pa", "partial",
+        "partition_date", "scrub", "struct_array", "to_arrow", "to_avro", "w",
+    }
+)  # fmt: skip
 TEMPLATE_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")
 
 
@@ -166,6 +177,10 @@ class _Builder:
 
     def record(self, node: dict[str, Any], ptr: str, path: str, class_name: str) -> Record:
         self.define(node["name"], ptr)
+        if class_name in GENERATED_MODULE_NAMES:
+            self.fault(
+                ptr + "/name", f"the record's Python class {class_name} would shadow a name of the generated module"
+            )
         names: set[str] = set()
         fields: list[Field] = []
         for i, f in enumerate(node["fields"]):
