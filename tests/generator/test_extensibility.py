@@ -23,7 +23,7 @@ import pytest
 from click.testing import CliRunner
 from gen_image_strategies import avro_roundtrip, parquet_roundtrip
 from test_differential import differential
-from test_roundtrip import roundtrips
+from test_generated_roundtrip import roundtrips
 
 from dmd.generator.loader import load_model
 from dmd.runtime.cli import main
