@@ -1,9 +1,10 @@
 """Load schema files into the one model, reporting every fault as `file:JSON-pointer: reason`.
 
-Three passes per file, all faults of a file reported together:
+Three passes per file, all faults of a pass reported together:
 1. the JSON Schema meta-schema (structure and annotation shapes),
-2. fastavro (the Avro part must be a valid Avro schema for any Avro tool),
-3. semantics (partition-date paths exist and are timestamps, PII fields are strings, ...).
+2. semantics (partition-date paths exist and are timestamps, PII fields are strings, ...),
+3. fastavro (the Avro part must be a valid Avro schema for any Avro tool); last, because its
+   messages name no place in the file.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ def load_record_type(path: Path, label: str) -> RecordType:
         raise SchemaError(meta_faults)
 
     # Semantic checks before fastavro: they name the JSON pointer of a fault (e.g. a decimal
-    # scale above its precision), where fastavro's message names no place in the file.
+    # scale above its precision, a name defined twice), where fastavro's message names none.
     builder = _Builder(label, doc)
     rt = builder.build(hashlib.sha256(raw).hexdigest(), path.stem)
     if builder.faults:
@@ -312,7 +313,8 @@ class _Builder:
             if f.origin is Origin.TEMPLATE:
                 if "." in f.path:
                     self.fault(f.pointer, "a template field must be a top-level field")
-                if "{" in TEMPLATE_PLACEHOLDER.sub("", f.template) or "}" in TEMPLATE_PLACEHOLDER.sub("", f.template):
+                outside = TEMPLATE_PLACEHOLDER.sub("", f.template)
+                if "{" in outside or "}" in outside:
                     self.fault(
                         f.pointer + "/dmd/template",
                         f"{f.template!r} has a brace outside a placeholder; placeholders are {{field}}",
