@@ -339,7 +339,9 @@ class _Builder:
             if ref is None:
                 self.fault(ptr, f"no field at path {p!r}")
             elif ref.type.kind not in TIMESTAMP_KINDS and ref.type.kind is not Kind.DATE:
-                self.fault(ptr, f"field {p!r} is a {ref.type.kind.value}, not a timestamp or date")
+                kind = ref.type.kind.value
+                article = "an" if kind[0] in "aeiou" else "a"
+                self.fault(ptr, f"field {p!r} is {article} {kind}, not a timestamp or date")
             elif not (ref.from_image or ref.origin is Origin.CDC_CHANGE_TIME):
                 self.fault(ptr, f"field {p!r} is added by the pipeline; partition by an image field")
         last = by_path.get(paths[-1])
