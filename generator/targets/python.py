@@ -290,13 +290,14 @@ def field_info(f: Field) -> str:
         args.append(f"item_kind={t.kind.value!r}")
     if t.symbols:
         args.append(f"symbols={t.symbols!r}")
-    if f.type.kind in INT_RANGES:
-        lo, hi = INT_RANGES[f.type.kind]
+    # for an array, the range, precision and scale of its items
+    if t.kind in INT_RANGES:
+        lo, hi = INT_RANGES[t.kind]
         lo = lo if f.minimum is None else f.minimum
         hi = hi if f.maximum is None else f.maximum
         args += [f"minimum={lo}", f"maximum={hi}"]
-    if f.type.kind is Kind.DECIMAL:
-        args += [f"precision={f.type.precision}", f"scale={f.type.scale}"]
+    if t.kind is Kind.DECIMAL:
+        args += [f"precision={t.precision}", f"scale={t.scale}"]
     return f"FieldInfo({', '.join(args)})"
 
 
