@@ -245,7 +245,7 @@ def test_money_spellings_decode_exactly_at_scale_2(text, value):
 
 # --- the strategies reach the cases the differential test is for ---------------------------------
 
-FIND = settings(max_examples=2000, database=None, phases=[Phase.generate])
+FIND = settings(max_examples=500, database=None, phases=[Phase.generate], derandomize=True)  # no flakes
 
 
 def boto_fails(data: tuple[dict[str, Any], dict[str, Any]]) -> bool:
