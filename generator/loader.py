@@ -1,9 +1,10 @@
 """Load schema files into the one model, reporting every fault as `file:JSON-pointer: reason`.
 
-Three passes per file, all faults of a file reported together:
+Three passes per file, all faults of a pass reported together:
 1. the JSON Schema meta-schema (structure and annotation shapes),
-2. fastavro (the Avro part must be a valid Avro schema for any Avro tool),
-3. semantics (partition-date paths exist and are timestamps, PII fields are strings, ...).
+2. semantics (partition-date paths exist and are timestamps, PII fields are strings, ...),
+3. fastavro (the Avro part must be a valid Avro schema for any Avro tool); last, because its
+   messages name no place in the file.
 """
 
 from __future__ import annotations
@@ -26,6 +27,17 @@ from .typemap import INT_RANGES, scalar_kind
 
 # Settings the runtime can supply to `"added": "config"` fields.
 CONFIG_KEYS = frozenset({"source_system_id"})
+# Names every generated record module binds at module level (imports, constants, functions of
+# templates/python/record.py.j2); a record class of the same name would shadow one of them.
+# tests/generator/test_malformed_schemas.py checks this list against the generated modules.
+GENERATED_MODULE_NAMES = frozenset(
+    {
+        "AVRO_SCHEMA", "Any", "Change", "Decimal", "DecodeError", "FIELDS", "FieldInfo", "Final", "Literal",
+        "Mapping", "REDACTED", "RecordSpec", "SPEC", "Sequence", "TYPE_CHECKING", "TYPE_NAME", "UTC", "_EMPTY",
+        "annotations", "arrow_schema", "cache", "dataclass", "date", "datetime", "decode", "pa", "partial",
+        "partition_date", "scrub", "struct_array", "to_arrow", "to_avro", "w",
+    }
+)  # fmt: skip
 TEMPLATE_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")
 
 
@@ -88,7 +100,7 @@ def load_record_type(path: Path, label: str) -> RecordType:
         raise SchemaError(meta_faults)
 
     # Semantic checks before fastavro: they name the JSON pointer of a fault (e.g. a decimal
-    # scale above its precision), where fastavro's message names no place in the file.
+    # scale above its precision, a name defined twice), where fastavro's message names none.
     builder = _Builder(label, doc)
     rt = builder.build(hashlib.sha256(raw).hexdigest(), path.stem)
     if builder.faults:
@@ -130,10 +142,16 @@ class _Builder:
         self.doc = doc
         self.faults: list[str] = []
         self.root_name = doc["name"]
-        self.class_names: set[str] = set()
+        self.named: dict[str, str] = {}  # Avro name of each record and enum -> pointer of its definition
 
     def fault(self, ptr: str, reason: str) -> None:
         self.faults.append(f"{self.label}:{ptr}: {reason}")
+
+    def define(self, name: str, ptr: str) -> None:
+        """Avro names a record or enum once per schema (and the generated classes follow it)."""
+        if name in self.named:
+            self.fault(ptr + "/name", f"Avro name {name!r} is already defined at {self.named[name]}")
+        self.named.setdefault(name, ptr + "/name")
 
     def build(self, sha256: str, stem: str) -> RecordType:
         doc = self.doc
@@ -159,9 +177,11 @@ class _Builder:
     # --- structure -----------------------------------------------------------------------------
 
     def record(self, node: dict[str, Any], ptr: str, path: str, class_name: str) -> Record:
-        if class_name in self.class_names:
-            self.fault(ptr + "/name", f"record name {node['name']!r} gives class {class_name} twice")
-        self.class_names.add(class_name)
+        self.define(node["name"], ptr)
+        if class_name in GENERATED_MODULE_NAMES:
+            self.fault(
+                ptr + "/name", f"the record's Python class {class_name} would shadow a name of the generated module"
+            )
         names: set[str] = set()
         fields: list[Field] = []
         for i, f in enumerate(node["fields"]):
@@ -228,6 +248,7 @@ class _Builder:
                     self.fault(ptr + "/scale", "decimal scale must not exceed its precision")
                 return TypeRef(Kind.DECIMAL, precision=avro["precision"], scale=avro["scale"])
             case "enum", _:
+                self.define(avro["name"], ptr)
                 return TypeRef(Kind.ENUM, name=avro["name"], symbols=tuple(avro["symbols"]))
             case "array", _:
                 items = self.type(avro["items"], ptr + "/items", path)
@@ -292,7 +313,8 @@ class _Builder:
             if f.origin is Origin.TEMPLATE:
                 if "." in f.path:
                     self.fault(f.pointer, "a template field must be a top-level field")
-                if "{" in TEMPLATE_PLACEHOLDER.sub("", f.template) or "}" in TEMPLATE_PLACEHOLDER.sub("", f.template):
+                outside = TEMPLATE_PLACEHOLDER.sub("", f.template)
+                if "{" in outside or "}" in outside:
                     self.fault(
                         f.pointer + "/dmd/template",
                         f"{f.template!r} has a brace outside a placeholder; placeholders are {{field}}",
@@ -317,7 +339,9 @@ class _Builder:
             if ref is None:
                 self.fault(ptr, f"no field at path {p!r}")
             elif ref.type.kind not in TIMESTAMP_KINDS and ref.type.kind is not Kind.DATE:
-                self.fault(ptr, f"field {p!r} is a {ref.type.kind.value}, not a timestamp or date")
+                kind = ref.type.kind.value
+                article = "an" if kind[0] in "aeiou" else "a"
+                self.fault(ptr, f"field {p!r} is {article} {kind}, not a timestamp or date")
             elif not (ref.from_image or ref.origin is Origin.CDC_CHANGE_TIME):
                 self.fault(ptr, f"field {p!r} is added by the pipeline; partition by an image field")
         last = by_path.get(paths[-1])

@@ -49,10 +49,16 @@ def origin(f: Field) -> str:
     return text
 
 
+def cell(text: str) -> str:
+    """Text as one Markdown table cell: a newline would end the row, a pipe the cell."""
+    return " ".join(text.split()).replace("|", "\\|")
+
+
 def render_docs(model: Model) -> dict[str, str]:
     types = [
         {
             "rt": rt,
+            "doc": " ".join(rt.doc.split()),
             "partition": " else ".join(f"`{p}`" for p in rt.partition_paths)
             + (" else the processing time" if rt.partition_fallback else ""),
             "fields": [
@@ -62,7 +68,7 @@ def render_docs(model: Model) -> dict[str, str]:
                     "required": "optional" if f.optional else "required",
                     "pii": "PII" if f.pii else "",
                     "origin": origin(f),
-                    "doc": f.doc.replace("|", "\\|"),
+                    "doc": cell(f.doc),
                 }
                 for f in rt.walk()
             ],

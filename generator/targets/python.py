@@ -209,6 +209,12 @@ def filler(f: Field) -> str:
     return FILLERS[f.type.kind]
 
 
+def docstring(text: str) -> str:
+    """Schema text made safe inside a triple-quoted docstring: a quote or backslash in a `doc`
+    would otherwise end the string early or start an escape."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
 def class_view(record: Record, rt: RecordType) -> ClassView:
     fields: list[FieldView] = []
     constants: list[tuple[str, str]] = []
@@ -227,7 +233,7 @@ def class_view(record: Record, rt: RecordType) -> ClassView:
                 arrow=arrow_column(f, i),
             )
         )
-    doc = rt.doc if record is rt.root else f"The `{record.name}` record of {rt.type_name}."
+    doc = docstring(rt.doc) if record is rt.root else f"The `{record.name}` record of {rt.type_name}."
     placeholder = ", ".join(filler(f) for f in record.fields)
     return ClassView(record.class_name, doc, record is rt.root, tuple(fields), tuple(constants), placeholder)
 
@@ -284,13 +290,14 @@ def field_info(f: Field) -> str:
         args.append(f"item_kind={t.kind.value!r}")
     if t.symbols:
         args.append(f"symbols={t.symbols!r}")
-    if f.type.kind in INT_RANGES:
-        lo, hi = INT_RANGES[f.type.kind]
+    # for an array, the range, precision and scale of its items
+    if t.kind in INT_RANGES:
+        lo, hi = INT_RANGES[t.kind]
         lo = lo if f.minimum is None else f.minimum
         hi = hi if f.maximum is None else f.maximum
         args += [f"minimum={lo}", f"maximum={hi}"]
-    if f.type.kind is Kind.DECIMAL:
-        args += [f"precision={f.type.precision}", f"scale={f.type.scale}"]
+    if t.kind is Kind.DECIMAL:
+        args += [f"precision={t.precision}", f"scale={t.scale}"]
     return f"FieldInfo({', '.join(args)})"
 
 
@@ -300,6 +307,7 @@ def render_record_type(rt: RecordType) -> str:
         RECORD_TEMPLATE,
         header=header("#", [rt], [RECORD_TEMPLATE]),
         rt=rt,
+        module_doc=docstring(rt.doc),
         classes=classes,
         root=classes[-1],
         partition=partition_lines(rt),

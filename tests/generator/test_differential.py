@@ -4,21 +4,28 @@ images (hypothesis). Where boto3 succeeds the values are identical; where it rai
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, DecimalException
+from pathlib import Path
 from typing import Any
 
 import pytest
 from boto3.dynamodb.types import TypeDeserializer
 from gen_image_strategies import MAX_BOTO_DIGITS, Node, images, significant_digits, tree
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
 
 from dmd.generated import REGISTRY
+from dmd.generator.loader import load_model
+from dmd.generator.model import RecordType
 from dmd.runtime.records import REDACTED, Change, RecordSpec
 
 MISSING = object()  # boto3 has no value to compare (absent attribute, or it raised)
 SETTINGS = {"source_system_id": "sys-7"}
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = {rt.type_name: rt for rt in load_model(ROOT / "schemas").types}
+PROCESSING = datetime(2030, 6, 1, 23, 59, tzinfo=UTC)
 BOTO = TypeDeserializer()
 
 changes = st.builds(
@@ -117,10 +124,26 @@ def assert_like_boto(kind: str, ours: Any, theirs: Any, path: str) -> None:
         assert ours == theirs, f"{path}: {ours!r} != {theirs!r}"
 
 
-def check(spec: RecordSpec, image: dict[str, Any], intended: dict[str, Any], change: Change) -> None:
+def expected_partition(rt: RecordType, intended: dict[str, Any]) -> date:
+    """The first declared partition path present in the image, as a UTC date; else processing time."""
+    for path in rt.partition_paths:
+        value: Any = intended
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is not None:
+            return value.date() if isinstance(value, datetime) else value
+    assert rt.partition_fallback
+    return PROCESSING.date()
+
+
+def check(
+    spec: RecordSpec, image: dict[str, Any], intended: dict[str, Any], change: Change, rt: RecordType | None = None
+) -> None:
     """Decode with the generated decoder; compare with the intended values and with boto3."""
     type_name = spec.type_name
     rec = spec.decode(image, change, SETTINGS)
+    rt = rt or MODEL[type_name]
+    assert spec.partition_date(rec, PROCESSING) == expected_partition(rt, intended)
     removed = change.operation == "REMOVE"
     for node in tree(spec.fields):
         if node.has_image_fields:
@@ -141,13 +164,14 @@ def check(spec: RecordSpec, image: dict[str, Any], intended: dict[str, Any], cha
     )
 
 
-def differential(spec: RecordSpec, max_examples: int = 200):
-    """A hypothesis test of one record type's decoder (also run on the extensibility test's type)."""
+def differential(spec: RecordSpec, max_examples: int = 200, rt: RecordType | None = None):
+    """A hypothesis test of one record type's decoder (also run on the extensibility test's type,
+    whose model `rt` is not among the committed schemas)."""
 
     @settings(max_examples=max_examples, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(data=images(spec.type_name, spec.fields), change=changes)
     def run(data, change):
-        check(spec, *data, change)
+        check(spec, *data, change, rt)
 
     return run
 
@@ -217,3 +241,44 @@ def test_money_spellings_decode_exactly_at_scale_2(text, value):
     }
     rec = REGISTRY["sale"].decode(image, INSERT, SETTINGS)
     assert str(rec.priceRange.min) == value
+
+
+# --- the strategies reach the cases the differential test is for ---------------------------------
+
+FIND = settings(max_examples=500, database=None, phases=[Phase.generate], derandomize=True)  # no flakes
+
+
+def boto_fails(data: tuple[dict[str, Any], dict[str, Any]]) -> bool:
+    return any(boto(av) is MISSING for av in data[0].values())
+
+
+@pytest.mark.parametrize(
+    ("type_name", "description", "predicate"),
+    [
+        ("demand", "a long in exponent form", lambda d: "E" in d[0]["marketId"]["N"].upper()),
+        ("demand", "a long with leading zeros", lambda d: re.match(r"-?0\d", d[0]["marketId"]["N"]) is not None),
+        ("demand", "minus zero", lambda d: d[0]["marketId"]["N"].startswith("-0") and d[1]["marketId"] == 0),
+        ("demand", "a long beyond 2**53", lambda d: abs(d[1]["marketId"]) > 2**53),
+        ("demand", "39 significant digits, which boto3 refuses", boto_fails),
+        ("demand", "an absent optional attribute", lambda d: "email" not in d[0]),
+        ("demand", "a NULL optional attribute", lambda d: d[0].get("email") == {"NULL": True}),
+        ("demand", "a timestamp with an offset", lambda d: d[0]["date"]["M"]["requested"]["S"].endswith(":30")),
+        (
+            "sale",
+            "money with trailing zeros",
+            lambda d: (
+                re.search(r"\.\d*00$", (d[0].get("priceRange") or {}).get("M", {}).get("min", {}).get("N", ""))
+                is not None
+            ),
+        ),
+        ("sale", "money refused by boto3", boto_fails),
+        ("event", "a string set", lambda d: len(d[0].get("attractionIds", {}).get("SS", [])) > 1),
+        (
+            "event",
+            "a nested map two levels deep",
+            lambda d: "dateTime" in d[0].get("eventDate", {}).get("M", {}).get("start", {}).get("M", {}),
+        ),
+    ],
+)
+def test_strategies_reach(type_name, description, predicate):
+    assert find(images(type_name, REGISTRY[type_name].fields), predicate, settings=FIND)

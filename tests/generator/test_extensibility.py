@@ -1,7 +1,9 @@
 """Adding a fifth record type is adding one schema file and generating: no other code change.
 
 The new type (cases/extensibility/venue.json) has its own nested records, an enum, PII at two
-levels, a list of ints, a string set, decimals and a two-step partition date with a fallback.
+levels, a boolean, lists of ints, enums, decimals, timestamps and dates, a string set, a bounded
+long, a microsecond timestamp, and a two-step partition date with a fallback: generated code
+paths the four domain types do not reach.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ import pytest
 from click.testing import CliRunner
 from gen_image_strategies import avro_roundtrip, parquet_roundtrip
 from test_differential import differential
-from test_roundtrip import roundtrips
+from test_generated_roundtrip import roundtrips
 
+from dmd.generator.loader import load_model
 from dmd.runtime.cli import main
 from dmd.runtime.records import Change, DecodeError
 
@@ -43,6 +46,13 @@ IMAGE = {
     "sectionSizes": {"L": [{"N": "500"}, {"N": "1200.0"}]},
     "contactEmail": {"S": "box@example.com"},
     "tags": {"SS": ["indoor", "amsterdam"]},
+    "accessible": {"BOOL": True},
+    "facilities": {"L": [{"S": "bar"}, {"S": "parking"}]},
+    "ticketPrices": {"L": [{"N": "49.5"}, {"N": "1E+2"}]},
+    "renovations": {"L": [{"S": "2019-03-01T10:00:00+01:00"}]},
+    "closedDays": {"L": [{"S": "2024-12-25"}]},
+    "seatsSold": {"N": "123456789012"},
+    "lastScan": {"S": "2024-05-01T20:15:00.123456Z"},
     "address": {
         "M": {
             "line1": {"S": "De Passage 100"},
@@ -121,6 +131,13 @@ def test_decode_a_venue(venue):
     assert type(rec.capacity) is int
     assert rec.sectionSizes == [500, 1200] and all(type(n) is int for n in rec.sectionSizes)
     assert sorted(rec.tags) == ["amsterdam", "indoor"]
+    assert rec.accessible is True
+    assert rec.facilities == ["bar", "parking"]
+    assert [str(p) for p in rec.ticketPrices] == ["49.50", "100.00"]
+    assert rec.renovations == [datetime(2019, 3, 1, 9, 0, tzinfo=UTC)]
+    assert rec.closedDays == [date(2024, 12, 25)]
+    assert rec.seatsSold == 123456789012
+    assert rec.lastScan == datetime(2024, 5, 1, 20, 15, 0, 123456, tzinfo=UTC)
     assert rec.contactEmail == "box@example.com"
     assert (rec.address.line1, rec.address.city, rec.address.postcode) == ("De Passage 100", "Amsterdam", None)
     assert (str(rec.address.geo.lat), str(rec.address.geo.lon)) == ("52.313300", "4.937200")
@@ -153,6 +170,13 @@ def test_bad_venue_names_every_field(venue):
         **IMAGE,
         "capacity": {"N": "2147483648"},
         "sectionSizes": {"L": [{"N": "1"}, {"N": "0.5"}]},
+        "accessible": {"S": "yes"},
+        "facilities": {"L": [{"S": "pool"}]},
+        "ticketPrices": {"L": [{"N": "1.001"}]},
+        "renovations": {"L": [{"S": "2019-03-01"}]},
+        "closedDays": {"L": [{"S": "2024-02-30"}]},
+        "seatsSold": {"N": "-1"},
+        "lastScan": {"S": "2024-05-01T20:15:00.1234567Z"},
         "venueType": {"S": "field"},
         "address": {"M": {"city": {"S": "Amsterdam"}, "geo": {"M": {"lat": {"N": "52.1234567"}, "lon": {"N": "4"}}}}},
     }
@@ -162,6 +186,13 @@ def test_bad_venue_names_every_field(venue):
         "venueType: 'field' is not one of arena, club, stadium, theatre",
         "capacity: '2147483648' is out of range [-2147483648, 2147483647]",
         "sectionSizes[1]: '0.5' is not an integer",
+        "accessible: expected type tag 'BOOL', got type tag 'S'",
+        "facilities[0]: 'pool' is not one of bar, cloakroom, parking",
+        "ticketPrices[0]: '1.001' has more than 2 decimal places for decimal(8,2)",
+        "renovations[0]: '2019-03-01' is not an ISO-8601 timestamp with a time zone",
+        "closedDays[0]: '2024-02-30' is not a valid calendar date",
+        "seatsSold: '-1' is out of range [0, 1000000000000]",
+        "lastScan: '2024-05-01T20:15:00.1234567Z' is more precise than the schema's 6 fraction digits",
         "address.line1: required attribute is missing",
         "address.geo.lat: '52.1234567' has more than 6 decimal places for decimal(9,6)",
     ]
@@ -185,8 +216,9 @@ def test_venue_round_trips_through_avro_and_parquet(project, venue):
     assert table.to_pylist() == datums
 
 
-def test_venue_decoder_agrees_with_boto3(venue):
-    differential(venue, max_examples=100)()
+def test_venue_decoder_agrees_with_boto3(project, venue):
+    rt = load_model(project / "schemas").type("venue")
+    differential(venue, max_examples=100, rt=rt)()
 
 
 def test_random_venues_round_trip_through_avro_and_parquet(venue):
@@ -219,3 +251,21 @@ def test_enums_whose_names_differ_only_in_case_keep_their_own_symbols(tmp_path):
         with pytest.raises(DecodeError) as err:
             package.REGISTRY["sale"].decode({**image, "kind": {"S": "b"}, "Kind": {"S": "a"}}, INSERT, SETTINGS)
         assert err.value.problems == ["kind: 'b' is not one of a", "Kind: 'a' is not one of b"]
+
+
+def test_schema_docs_with_quotes_backslashes_pipes_and_newlines(tmp_path):
+    """Free text from a schema never breaks the generated Python or the data dictionary."""
+    schemas = tmp_path / "schemas"
+    schemas.mkdir()
+    sale = json.loads((ROOT / "schemas" / "sale.json").read_text())
+    sale["doc"] = 'A sale "window" of C:\\events\\ and """more"""'
+    sale["fields"][2]["doc"] = "The event | its id\nsecond line"
+    (schemas / "sale.json").write_text(json.dumps(sale))
+    out = tmp_path / "generated"
+    result = CliRunner().invoke(main, ["generate", "--schemas", str(schemas), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    with imported(out / "python") as package:
+        assert package.sale.Sale.__doc__ == sale["doc"]
+        assert package.sale.__doc__.endswith(sale["doc"])
+    docs = (out / "docs" / "data-dictionary.md").read_text()
+    assert "| `eventId` | string | required |  | DynamoDB image | The event \\| its id second line |\n" in docs

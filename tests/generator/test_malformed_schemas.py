@@ -6,13 +6,15 @@ two files) and `expected.txt` (the exact fault lines, in the order the loader re
 
 from __future__ import annotations
 
+import ast
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from dmd.generator.loader import SchemaError, load_model
+from dmd.generator.loader import GENERATED_MODULE_NAMES, SchemaError, load_model
 from dmd.runtime.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,3 +68,33 @@ def test_cli_prints_the_faults_and_exits_2():
 def test_an_empty_folder_is_an_error(tmp_path):
     (tmp_path / "schemas").mkdir()
     assert faults_of(tmp_path / "schemas") == [f"{tmp_path / 'schemas'}:: no schema files (*.json) found"]
+
+
+def module_level_names(source: str) -> set[str]:
+    """Names a module binds at its top level (also under `if TYPE_CHECKING:`)."""
+    names: set[str] = set()
+    body = list(ast.parse(source).body)
+    while body:
+        node = body.pop()
+        if isinstance(node, ast.If):
+            body += node.body
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        elif isinstance(node, ast.FunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                names.add(target.id)
+    return names
+
+
+def test_reserved_names_are_every_name_a_generated_module_binds():
+    """A record class may not shadow these; the loader's list must follow the template."""
+    for path in sorted((ROOT / "generated" / "python").glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        source = path.read_text()
+        classes = {n.name for n in ast.parse(source).body if isinstance(n, ast.ClassDef)}
+        derived = re.compile(r"_(decode|avro|columns|NULL)_\w+|_\w+_SYMBOLS")  # named after a class
+        own = {n for n in module_level_names(source) - classes if not derived.fullmatch(n)}
+        assert own == GENERATED_MODULE_NAMES, path.name
