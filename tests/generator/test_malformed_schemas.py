@@ -91,7 +91,7 @@ def module_level_names(source: str) -> set[str]:
 def test_reserved_names_are_every_name_a_generated_module_binds():
     """A record class may not shadow these; the loader's list must follow the template."""
     for path in sorted((ROOT / "generated" / "python").glob("*.py")):
-        if path.name == "__init__.py":
+        if not (ROOT / "schemas" / f"{path.stem}.json").exists():  # registry, views: not record modules
             continue
         source = path.read_text()
         classes = {n.name for n in ast.parse(source).body if isinstance(n, ast.ClassDef)}
