@@ -811,19 +811,6 @@ def _fits(kind: str, s: _Slot) -> bool:
 # --- API -----------------------------------------------------------------------------------------
 
 
-def sample_events(
-    records: int,
-    seed: int,
-    bad_fraction: float = 0.0,
-    batch_size: int = 100,
-    *,
-    registry: Mapping[str, RecordSpec] | None = None,
-    kinds: Sequence[str] | None = None,
-) -> Iterator[dict[str, Any]]:
-    """Lambda Kinesis events (`{"Records": [...]}`) holding `records` records in all."""
-    return Sampler(records, seed, bad_fraction, batch_size, registry=registry, kinds=kinds).events()
-
-
 def sample(
     records: int,
     seed: int,

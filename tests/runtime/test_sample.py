@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from dmd.generated import REGISTRY
 from dmd.runtime.cli import main
 from dmd.runtime.records import Change, DecodeError, FieldInfo, RecordSpec
-from dmd.runtime.sample import MALFORMED_KINDS, SHARDS, SampleStats, sample, sample_events, write_sample
+from dmd.runtime.sample import MALFORMED_KINDS, SHARDS, SampleStats, sample, write_sample
 
 SETTINGS = {"source_system_id": "sample-test"}
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -132,7 +132,7 @@ def test_arguments_are_checked() -> None:
     for kwargs in ({"records": -1}, {"bad_fraction": 1.5}, {"batch_size": 0}):
         args = {"records": 10, "seed": 1} | kwargs
         with pytest.raises(ValueError):
-            list(sample_events(**args))
+            sample(**args)
     assert sample(0, 1) == ([], SampleStats(0, 0, 0, 0, {}, {}, 0, {}, {}))
     with pytest.raises(ValueError, match="unknown malformed kinds"):
         sample(10, 1, 0.5, kinds=["bogus"])
