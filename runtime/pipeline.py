@@ -7,6 +7,7 @@ Every input record ends in exactly one place: a data container, an error documen
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -118,11 +119,13 @@ def data_key(settings: Settings, type_name: str, day: date, sources: Sequence[St
     )
 
 
-def error_key(settings: Settings, sources: Sequence[StreamRecord]) -> str:
+def error_key(settings: Settings, sources: Sequence[StreamRecord], occurrence: int = 1) -> str:
     first = min(s.arrival for s in sources)
     parts = _positions(sources)
     if any(not s.sequence_number for s in sources):  # no position: name it by content
         parts += [s.original()[0] for s in sources]
+        if occurrence > 1:  # the same content twice in a batch: two records, two documents
+            parts.append(str(occurrence))
     return f"{settings.errors_prefix}/{stamp(first)}-{object_id('error', *parts)}.json"
 
 
@@ -139,7 +142,10 @@ def error_document(error: ArchiveError, now: datetime) -> bytes:
             for s, (_, enc) in zip(error.sources, originals, strict=True)
         ],
     }
-    return orjson.dumps(doc, option=orjson.OPT_INDENT_2)
+    try:
+        return orjson.dumps(doc, option=orjson.OPT_INDENT_2)
+    except orjson.JSONEncodeError:  # a lone surrogate quoted in the message (from an inline record)
+        return json.dumps(doc, indent=2, ensure_ascii=True).encode()
 
 
 def _encode_group(
@@ -196,10 +202,13 @@ def process_batch(
             group_sources = tuple(p.source for p in good)
             key = data_key(settings, type_name, day, group_sources)
             puts.append(_Put(key, body, CONTENT_TYPES[settings.format], group_sources, type_name, day))
+    occurrences: Counter[str] = Counter()
     for error in errors:
-        puts.append(
-            _Put(error_key(settings, error.sources), error_document(error, now), "application/json", error.sources)
-        )
+        key = error_key(settings, error.sources)
+        occurrences[key] += 1
+        if occurrences[key] > 1:
+            key = error_key(settings, error.sources, occurrences[key])
+        puts.append(_Put(key, error_document(error, now), "application/json", error.sources))
 
     outcomes = (
         list(_pool().map(lambda p: _deliver(storage, p), puts))

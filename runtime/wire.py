@@ -26,7 +26,10 @@ _SHOW = 40
 
 
 def _show(value: Any) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except RecursionError:  # JSON nested deeper than Python's recursion limit
+        return f"a deeply nested {type(value).__name__}"
     return text if len(text) <= _SHOW else text[:_SHOW] + "…"
 
 
@@ -133,10 +136,11 @@ def timestamp(av: Any, path: str, problems: list[str], required: bool, digits: i
         return None
     try:
         dt = datetime.fromisoformat(v)
-    except ValueError:
+        # an offset can carry 0001-01-01 or 9999-12-31 out of datetime's range in UTC
+        return dt if dt.tzinfo is UTC else dt.astimezone(UTC)
+    except (ValueError, OverflowError):
         problems.append(f"{path}: {_show(v)} is not a valid calendar timestamp")
         return None
-    return dt if dt.tzinfo is UTC else dt.astimezone(UTC)
 
 
 def calendar_date(av: Any, path: str, problems: list[str], required: bool) -> date | None:
