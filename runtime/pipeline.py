@@ -68,9 +68,10 @@ class BatchResult:
         return sum(len(f.sources) for f in self.failed)
 
     def failed_sequence_numbers(self) -> list[str]:
-        """Sequence numbers to report as batchItemFailures, unique, in stream order."""
-        seen = dict.fromkeys(s.sequence_number for f in self.failed for s in f.sources)
-        return list(seen)
+        """Sequence numbers to report as batchItemFailures, unique, in stream order (a shard's
+        sequence numbers grow; Lambda resumes from the lowest one reported)."""
+        seen = {s.sequence_number: s for f in self.failed for s in f.sources}
+        return [s.sequence_number for s in sorted(seen.values(), key=_seq_key)]
 
 
 @dataclass(frozen=True, slots=True)
