@@ -36,6 +36,7 @@ class Delivered:
     records: int
     type_name: str = ""  # "" for an error document
     partition_date: date | None = None
+    sources: tuple[StreamRecord, ...] = ()  # the records it holds (replay moves their documents)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +228,7 @@ def _deliver(storage: Storage, put: _Put) -> Delivered | Failed:
         location = storage.put(put.key, put.body, put.content_type)
     except StorageError as e:
         return Failed(put.key, str(e), put.sources)
-    return Delivered(put.key, location, len(put.sources), put.type_name, put.partition_date)
+    return Delivered(put.key, location, len(put.sources), put.type_name, put.partition_date, put.sources)
 
 
 def summary(result: BatchResult) -> dict[str, Any]:

@@ -32,6 +32,7 @@ class Lake:
     error_keys: list[str]
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # data key -> rows
     errors: list[ErrorEntry] = field(default_factory=list)
+    replayed: list[str] = field(default_factory=list)
 
     @property
     def data_counts(self) -> Counter[str]:
@@ -75,7 +76,8 @@ def read_lake(keys: Iterable[str], get: Any, settings: Settings) -> Lake:
         lake.rows[key] = read_container(key, get(key))
         assert lake.rows[key], f"empty container {key}"
     for key in error_keys:
-        if key.startswith(settings.errors_prefix + "-replayed/"):
+        if key.startswith(settings.errors_prefix + "/replayed/"):  # moved aside by `dmd replay`
+            lake.replayed.append(key)
             continue
         doc = json.loads(get(key))
         assert set(doc) >= {"timestamp", "error", "events", "records"}, key
