@@ -231,7 +231,13 @@ def malform(kind: str, type_name: str, rng: Random) -> tuple[bytes, dict[str, An
     if kind == "invalid_json":
         text_ = json.dumps(change)
         cut = rng.randrange(1, len(text_) - 1)
-        return text_[:cut].encode() + rng.choice([b"", b"}}", b"\x00", b",]"]), None, notes
+        broken = text_[:cut].encode() + rng.choice([b"", b"}}", b"\x00", b",]"])
+        try:  # a cut + "}}" can close the document again ("SizeBytes": 3}})
+            json.loads(broken)
+            broken += b","
+        except ValueError:
+            pass
+        return broken, None, notes
     if kind == "json_array":
         return json.dumps(rng.choice([[change], [], [1, "a"]])).encode(), None, notes
     if kind == "json_scalar":

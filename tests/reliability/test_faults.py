@@ -312,3 +312,27 @@ def test_handler_with_a_stalled_server_times_out_within_its_configured_policy(s3
     assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == [i.sequence_number for i in items]
     assert min(plan.attempts.values()) >= 1 and max(plan.attempts.values()) <= 2
     assert bucket_keys(s3) == []
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DMD_S3_MAX_ATTEMPTS": "0"}, "DMD_S3_MAX_ATTEMPTS '0' must be a number from 1 to 10"),
+        ({"DMD_S3_MAX_ATTEMPTS": "2.5"}, "DMD_S3_MAX_ATTEMPTS '2.5' must be"),
+        ({"DMD_S3_READ_TIMEOUT": "soon"}, "DMD_S3_READ_TIMEOUT 'soon' must be"),
+        ({"DMD_S3_CONNECT_TIMEOUT": "-1"}, "DMD_S3_CONNECT_TIMEOUT '-1' must be"),
+    ],
+)
+def test_a_bad_retry_policy_fails_at_cold_start(monkeypatch, aws_env, env, message):
+    from dmd.runtime.config import ConfigError
+
+    with pytest.raises(ConfigError, match="invalid configuration") as err:
+        load_handler(monkeypatch, "http://127.0.0.1:1", **env)
+    assert message in str(err.value)
+
+
+def test_the_default_policy_is_four_attempts_in_total(monkeypatch, aws_env):
+    handler = load_handler(monkeypatch, "http://127.0.0.1:1")
+    assert handler.CONFIG.s3_policy == S3Policy(4, 5, 20)
+    retries = handler.STORAGE.client.meta.config.retries
+    assert retries == {"mode": "standard", "total_max_attempts": 4}
