@@ -24,20 +24,25 @@ def _placeholders(array: Any, f: Any) -> Any:
     """Fill the nulls of a required child of an optional struct (only the slots where the
     struct itself is null: decoders reject a present struct missing a required field), since
     Arrow refuses nulls in a non-nullable child even where the parent is null."""
-    import decimal
-
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    t = f.type
+    return pc.fill_null(array, pa.scalar(_zero(f.type), f.type))
+
+
+def _zero(t: Any) -> Any:
+    import decimal
+
+    import pyarrow as pa
+
     if pa.types.is_string(t) or pa.types.is_large_string(t):
-        zero: Any = ""
-    elif pa.types.is_boolean(t):
-        zero = False
-    elif pa.types.is_decimal(t):
-        zero = decimal.Decimal(0)
-    elif pa.types.is_list(t) or pa.types.is_large_list(t):
-        zero = []
-    else:  # integers, floats, timestamps, dates
-        zero = 0
-    return pc.fill_null(array, pa.scalar(zero, t))
+        return ""
+    if pa.types.is_boolean(t):
+        return False
+    if pa.types.is_decimal(t):
+        return decimal.Decimal(0)
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return []
+    if pa.types.is_struct(t):
+        return {c.name: _zero(c.type) if not c.nullable else None for c in t}
+    return 0  # integers, floats, timestamps, dates

@@ -7,8 +7,8 @@ exactly once (containers read back with fastavro/pyarrow, error documents with j
 by sequence number), valid records are archived and malformed ones are not, error documents
 keep the original text byte for byte, and no key leaves its prefix.
 
-Example counts scale with DMD_RELIABILITY_SCALE (default 1: 1,600 + 500 in-memory examples
-and 120 through the Lambda handler and a moto S3 server).
+Example counts scale with DMD_RELIABILITY_SCALE (default 1: 1,500 + 500 in-memory examples
+and 200 through the Lambda handler and a moto S3 server).
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def run_in_memory(items, config: Settings) -> dict[str, int]:
     return counts
 
 
-@settings(max_examples=int(1600 * SCALE), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(1500 * SCALE), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(items=kinesis_batches(), config=configurations())
 def test_kinesis_batches_conserve_every_record(items, config):
     run_in_memory(items, config)
@@ -136,7 +136,7 @@ def _empty_bucket(s3) -> None:
 
 
 @settings(
-    max_examples=int(120 * SCALE),
+    max_examples=int(200 * SCALE),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )

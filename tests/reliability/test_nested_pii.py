@@ -41,11 +41,13 @@ def ticket_spec(tmp_path_factory):
         "name": "Emergency",
         "fields": [_pii_string("phone"), {"name": "relation", "type": ["null", "string"], "default": None}],
     }
+    home = {"type": "record", "name": "Home", "fields": [_pii_string("street", optional=False)]}
     contact = {
         "type": "record",
         "name": "Contact",
         "fields": [
             _pii_string("address", optional=False),
+            {"name": "home", "type": home},  # required, under an optional record
             {"name": "emergency", "type": ["null", emergency], "default": None},
         ],
     }
@@ -80,10 +82,15 @@ def image(contact: dict | None) -> dict:
 
 CONTACTS = {
     "absent": None,
-    "no emergency": {"address": {"S": "1 Main St"}},
-    "emergency without phone": {"address": {"S": "1 Main St"}, "emergency": {"M": {"relation": {"S": "sister"}}}},
+    "no emergency": {"address": {"S": "1 Main St"}, "home": {"M": {"street": {"S": "Elm"}}}},
+    "emergency without phone": {
+        "address": {"S": "1 Main St"},
+        "home": {"M": {"street": {"S": "Elm"}}},
+        "emergency": {"M": {"relation": {"S": "sister"}}},
+    },
     "all": {
         "address": {"S": "1 Main St"},
+        "home": {"M": {"street": {"S": "Elm"}}},
         "emergency": {"M": {"phone": {"S": "+15550000"}, "relation": {"S": "sister"}}},
     },
 }
@@ -91,7 +98,14 @@ CONTACTS = {
 
 def test_the_fifth_schema_declares_nested_pii(ticket_spec):
     pii = sorted(f.path for f in ticket_spec.fields if f.pii)
-    assert pii == ["contact.address", "contact.emergency.phone", "email", "messageBody", "phoneNumber"]
+    assert pii == [
+        "contact.address",
+        "contact.emergency.phone",
+        "contact.home.street",
+        "email",
+        "messageBody",
+        "phoneNumber",
+    ]
 
 
 @pytest.mark.parametrize("fmt", ["avro", "parquet"])
@@ -108,6 +122,8 @@ def test_remove_redacts_nested_pii_at_every_level(ticket_spec, case, fmt):
         assert row_removed["contact"] is None
         return
     assert row_removed["contact"]["address"] == REDACTED
+    assert row_removed["contact"]["home"]["street"] == REDACTED
+    assert row_inserted["contact"]["home"]["street"] == "Elm"
     assert row_inserted["contact"]["address"] == "1 Main St"
     emergency = contact.get("emergency", {}).get("M")
     if emergency is None:
