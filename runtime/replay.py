@@ -5,9 +5,9 @@ records they were (from each document's `events` and `records`, respecting `enco
 processed again, exactly as the Lambda function would: records that now parse are archived,
 the rest land in error documents again.
 
-A replayed document is moved aside, to `replayed/` under the prefix it was read from (for the
-lake's error prefix: `{errors_prefix}/replayed/...`, so the prefix's lifecycle expiry and
-access policy keep covering it), and only after every record from it was stored. It is never
+A replayed document is moved aside, to `replayed/` beside it (`{errors_prefix}/x.json` ->
+`{errors_prefix}/replayed/x.json`, so the prefix's lifecycle expiry and access policy keep
+covering it), and only after every record from it was stored. It is never
 deleted before: the copy is written first, then the original removed. Keys are deterministic,
 so running replay twice is harmless: a moved document is not read again, a document whose
 records still fail is rewritten in place under the same key, and an interrupted move (copy
@@ -46,20 +46,29 @@ class Source:
     same_as_lake: bool  # the lake's storage: a rewritten error document may share a key
     single: str = ""
 
-    def keys(self) -> list[str]:
+    def keys(self) -> tuple[list[str], set[str]]:
+        """(error documents to replay, documents already moved aside)."""
         if self.single:
-            return [self.single]
-        return [
-            k
-            for k in self.storage.list(self.prefix)
-            if k.endswith(".json") and not k[len(self.prefix) :].startswith(REPLAYED)
-        ]
+            return [self.single], {self.aside(self.single)} & set(self.storage.list(_folder(self.single)))
+        documents, replayed = [], set()
+        for key in self.storage.list(self.prefix):
+            if not key.endswith(".json"):
+                continue
+            if ("/" + _folder(key)).endswith("/" + REPLAYED):
+                replayed.add(key)
+            else:
+                documents.append(key)
+        return documents, replayed
 
-    def aside(self, key: str) -> str:
-        """Where a replayed document is moved: `replayed/` under the prefix it was read from."""
-        folder = key.rpartition("/")[0] + "/" if "/" in key else ""
-        base = folder if self.single else self.prefix
-        return f"{base}{REPLAYED}{key[len(base) :]}"
+    @staticmethod
+    def aside(key: str) -> str:
+        """Where a replayed document is moved: `replayed/` beside it (errors/x.json ->
+        errors/replayed/x.json), so it stays under the error prefix's expiry and access policy."""
+        return f"{_folder(key)}{REPLAYED}{key.rpartition('/')[2]}"
+
+
+def _folder(key: str) -> str:
+    return key.rpartition("/")[0] + "/" if "/" in key else ""
 
 
 @dataclass
@@ -106,7 +115,7 @@ class ReplayReport:
             f"replayed {len(self.documents)} error documents ({self.records} records) into {location}",
             f"  {'archived':<16} {self.archived:>8}",
             f"  {'still failing':<16} {self.still_failing:>8} (in error documents again)",
-            f"  {'moved aside':<16} {self.moved:>8} documents (to {REPLAYED} under their prefix)",
+            f"  {'moved aside':<16} {self.moved:>8} documents (to {REPLAYED} beside them)",
         ]
         if self.not_stored:
             lines.append(f"  {'NOT STORED':<16} {self.not_stored:>8} records (storage failures; run replay again)")
@@ -215,17 +224,17 @@ def replay(
     chunk_records: int = CHUNK_RECORDS,
 ) -> ReplayReport:
     report = ReplayReport()
-    keys = source.keys()
-    already = set(source.storage.list(source.prefix + REPLAYED)) if not source.single else set()
+    keys, already = source.keys()
     pending: list[_Loaded] = []
     for key in keys:
         outcome = DocumentOutcome(key)
-        if source.aside(key) in already:  # copied aside by an interrupted run: finish the move
-            _remove(source, key, outcome, source.aside(key))
-            report.documents.append(outcome)
-            continue
         try:
             body = source.storage.get(key)
+            if source.aside(key) in already and source.storage.get(source.aside(key)) == body:
+                # copied aside by an interrupted run, after its records were stored: finish the move
+                _remove(source, key, outcome, source.aside(key))
+                report.documents.append(outcome)
+                continue
             sources = rebuild(json.loads(body), key)
         except (StorageError, ValueError, binascii.Error) as e:
             outcome.note = f"not replayed: {type(e).__name__}"  # no content: it may quote records

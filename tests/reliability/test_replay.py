@@ -219,3 +219,28 @@ def test_locate_resolves_sources_inside_and_outside_the_lake(tmp_path):
     with pytest.raises(StorageError):
         LocalStorage(lake).get("../x")
     assert Path(lake).is_dir()
+
+
+def test_replay_of_the_whole_lake_moves_documents_beside_themselves_and_skips_replayed_ones():
+    storage = MemoryStorage()
+    items = batch(8, size=20)
+    first_run(items, storage)
+    whole = Source(storage, "", True)
+    report = run_replay(storage, whole)
+    assert report.moved and all(d.moved_to.startswith("errors/replayed/") for d in report.documents if d.moved_to)
+    again = run_replay(storage, whole)
+    assert again.archived == 0 and again.moved == 0
+    assert not [k for k in storage.objects if "replayed/replayed" in k]
+    assert_conserved(items, read_lake(storage.objects, storage.get, SETTINGS))
+
+
+def test_a_new_document_under_the_key_of_a_replayed_one_is_replayed_not_dropped():
+    storage = MemoryStorage()
+    items = batch(9, size=20)
+    first_run(items, storage)
+    report = run_replay(storage)
+    moved = next(d for d in report.documents if d.moved_to)
+    storage.objects[moved.key] = storage.objects[moved.moved_to].replace(b'"timestamp"', b'"timestamp" ', 1)
+    again = run_replay(storage)
+    [outcome] = [d for d in again.documents if d.key == moved.key]
+    assert outcome.records == 1 and outcome.moved_to  # processed again (same keys), then moved
