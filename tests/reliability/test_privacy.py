@@ -32,7 +32,7 @@ from dmd.runtime.envelope import decode_event
 from dmd.runtime.pipeline import process_batch
 from dmd.runtime.records import REDACTED
 
-MARK = "MRK"
+MARK = "pii_marker_"  # "_" never occurs in base64 or hex (request ids, signatures)
 
 
 class Markers:
