@@ -10,6 +10,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from .storage import S3Policy
+
 FORMATS = ("parquet", "avro")
 CODECS: dict[str, tuple[str, ...]] = {
     "avro": ("deflate", "null", "snappy", "zstandard"),  # first = default
@@ -29,6 +31,10 @@ ENVIRONMENT: dict[str, str | None] = {
     "DMD_SOURCE_SYSTEM_ID": "demand-capture",
     "DMD_S3_ENDPOINT": "",  # empty: AWS's endpoint
     "DMD_LOG_LEVEL": "INFO",
+    # S3 requests: attempts in total (standard retry mode) and timeouts in seconds
+    "DMD_S3_MAX_ATTEMPTS": "4",
+    "DMD_S3_CONNECT_TIMEOUT": "5",
+    "DMD_S3_READ_TIMEOUT": "20",
 }
 
 
@@ -79,6 +85,7 @@ class LambdaConfig:
     bucket: str
     endpoint_url: str | None
     log_level: str
+    s3_policy: S3Policy = field(default_factory=S3Policy)
 
 
 def from_environment(environ: Mapping[str, str]) -> LambdaConfig:
@@ -94,6 +101,7 @@ def from_environment(environ: Mapping[str, str]) -> LambdaConfig:
     endpoint = values["DMD_S3_ENDPOINT"] or None
     if endpoint and not re.match(r"https?://[^\s/]+", endpoint):
         problems.append(f"DMD_S3_ENDPOINT {endpoint!r} must be an http(s) URL")
+    policy = _s3_policy(values, problems)
     settings = None
     try:
         settings = Settings(
@@ -107,4 +115,24 @@ def from_environment(environ: Mapping[str, str]) -> LambdaConfig:
         problems.append(str(e))
     if problems or settings is None:
         raise ConfigError("invalid configuration: " + "; ".join(problems))
-    return LambdaConfig(settings, values["DMD_BUCKET"], endpoint, values["DMD_LOG_LEVEL"].upper())
+    return LambdaConfig(settings, values["DMD_BUCKET"], endpoint, values["DMD_LOG_LEVEL"].upper(), policy)
+
+
+def _s3_policy(values: Mapping[str, str], problems: list[str]) -> S3Policy:
+    """Bounded: 1 to 10 attempts, timeouts of 0.1 to 900 s (Lambda's own limit)."""
+    parsed: dict[str, float] = {}
+    for name, lo, hi in (
+        ("DMD_S3_MAX_ATTEMPTS", 1, 10),
+        ("DMD_S3_CONNECT_TIMEOUT", 0.1, 900),
+        ("DMD_S3_READ_TIMEOUT", 0.1, 900),
+    ):
+        try:
+            value = float(values[name])
+        except ValueError:
+            value = float("nan")
+        if not lo <= value <= hi or (name == "DMD_S3_MAX_ATTEMPTS" and value != int(value)):
+            problems.append(f"{name} {values[name]!r} must be a number from {lo} to {hi}")
+            parsed[name] = hi
+        else:
+            parsed[name] = value
+    return S3Policy(int(parsed["DMD_S3_MAX_ATTEMPTS"]), parsed["DMD_S3_CONNECT_TIMEOUT"], parsed["DMD_S3_READ_TIMEOUT"])

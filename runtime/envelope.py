@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -46,13 +47,30 @@ class StreamRecord:
         of a line of an events file that was not UTF-8.
         """
         if self.document is not None:
-            return orjson.dumps(self.document).decode(), "text"
+            return json_text(self.document), "text"
         if self.payload is not None:
             try:
                 return self.payload.decode("utf-8"), "text"
             except UnicodeDecodeError:
                 return self.raw, "kinesis-data"
         return self.raw, self.raw_encoding
+
+
+def json_text(value: Any) -> str:
+    """JSON text of a value decoded from a Lambda event, whatever it holds.
+
+    orjson refuses what Python's json (which decodes Lambda events) accepts: integers beyond
+    64 bits and lone surrogates. Those fall back to json.dumps, which writes both (surrogates
+    as \\u escapes) so the text still decodes to the same value; no record is lost to them.
+    """
+    try:
+        return orjson.dumps(value).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        pass
+    try:
+        return json.dumps(value, ensure_ascii=True, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError):
+        return json.dumps(repr(value)[:100_000])  # not reachable from decoded JSON; keeps a trace
 
 
 def _arrival(seconds: Any) -> datetime:
@@ -71,10 +89,15 @@ def decode_event(event: Any) -> list[StreamRecord]:
     return [_record(r, i) for i, r in enumerate(event["Records"])]
 
 
+def _brief(value: Any) -> str:
+    """A value named in a message: short strings quoted, anything else by its JSON type only."""
+    return repr(value[:40]) if type(value) is str else f"a JSON {type(value).__name__}"
+
+
 def _unreadable(r: Any, problem: str) -> StreamRecord:
     # No sequence number to report: if its error document cannot be written, the handler
     # fails the whole batch rather than lose it.
-    return StreamRecord("unknown", "", "", EPOCH, raw=orjson.dumps(r).decode(), raw_encoding="text", problem=problem)
+    return StreamRecord("unknown", "", "", EPOCH, raw=json_text(r), raw_encoding="text", problem=problem)
 
 
 def _record(r: Any, index: int) -> StreamRecord:
@@ -88,7 +111,7 @@ def _record(r: Any, index: int) -> StreamRecord:
         data = k.get("data")
         try:
             payload = binascii.a2b_base64(data, strict_mode=True) if type(data) is str else None
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or a str that is not ASCII
             payload = None
         event_id = r.get("eventID")
         return StreamRecord(
@@ -97,7 +120,7 @@ def _record(r: Any, index: int) -> StreamRecord:
             k["sequenceNumber"],
             _arrival(k.get("approximateArrivalTimestamp")),
             payload=payload,
-            raw=data if type(data) is str else orjson.dumps(data).decode(),
+            raw=data if type(data) is str else json_text(data),
             problem="" if payload is not None else "kinesis.data: not valid base64",
         )
     if source == "aws:dynamodb":
@@ -112,7 +135,7 @@ def _record(r: Any, index: int) -> StreamRecord:
             _arrival(ddb.get("ApproximateCreationDateTime")),
             document=r,
         )
-    return _unreadable(r, f"Records[{index}]: unsupported eventSource {source!r}")
+    return _unreadable(r, f"Records[{index}]: unsupported eventSource {_brief(source)}")
 
 
 def read_lines(lines: Iterable[bytes], name: str) -> Iterator[list[StreamRecord]]:

@@ -19,11 +19,11 @@ from . import logs
 from .config import from_environment
 from .envelope import decode_event
 from .pipeline import process_batch, summary
-from .storage import S3Storage
+from .storage import S3Storage, s3_client
 
 CONFIG = from_environment(os.environ)
 logs.configure(CONFIG.log_level)
-STORAGE = S3Storage(CONFIG.bucket, endpoint_url=CONFIG.endpoint_url)
+STORAGE = S3Storage(CONFIG.bucket, client=s3_client(CONFIG.endpoint_url, CONFIG.s3_policy))
 
 
 class UnreportableFailure(RuntimeError):

@@ -67,7 +67,8 @@ def parse(
         return ArchiveError(f"record: expected a JSON object, got {type(doc).__name__}", (source,))
     operation = doc.get("eventName")
     if operation not in OPERATIONS:
-        return ArchiveError(f"eventName: {str(operation)[:40]!r} is not one of {', '.join(OPERATIONS)}", (source,))
+        shown = repr(operation[:40]) if type(operation) is str else f"a JSON {type(operation).__name__}"
+        return ArchiveError(f"eventName: {shown} is not one of {', '.join(OPERATIONS)}", (source,))
     ddb = doc.get("dynamodb")
     if type(ddb) is not dict:
         return ArchiveError("dynamodb: missing or not an object", (source,))

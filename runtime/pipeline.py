@@ -7,6 +7,7 @@ Every input record ends in exactly one place: a data container, an error documen
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -35,6 +36,7 @@ class Delivered:
     records: int
     type_name: str = ""  # "" for an error document
     partition_date: date | None = None
+    sources: tuple[StreamRecord, ...] = ()  # the records it holds (replay moves their documents)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +69,10 @@ class BatchResult:
         return sum(len(f.sources) for f in self.failed)
 
     def failed_sequence_numbers(self) -> list[str]:
-        """Sequence numbers to report as batchItemFailures, unique, in stream order."""
-        seen = dict.fromkeys(s.sequence_number for f in self.failed for s in f.sources)
-        return list(seen)
+        """Sequence numbers to report as batchItemFailures, unique, in stream order (a shard's
+        sequence numbers grow; Lambda resumes from the lowest one reported)."""
+        seen = {s.sequence_number: s for f in self.failed for s in f.sources}
+        return [s.sequence_number for s in sorted(seen.values(), key=_seq_key)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,11 +121,13 @@ def data_key(settings: Settings, type_name: str, day: date, sources: Sequence[St
     )
 
 
-def error_key(settings: Settings, sources: Sequence[StreamRecord]) -> str:
+def error_key(settings: Settings, sources: Sequence[StreamRecord], occurrence: int = 1) -> str:
     first = min(s.arrival for s in sources)
     parts = _positions(sources)
     if any(not s.sequence_number for s in sources):  # no position: name it by content
         parts += [s.original()[0] for s in sources]
+        if occurrence > 1:  # the same content twice in a batch: two records, two documents
+            parts.append(str(occurrence))
     return f"{settings.errors_prefix}/{stamp(first)}-{object_id('error', *parts)}.json"
 
 
@@ -139,7 +144,10 @@ def error_document(error: ArchiveError, now: datetime) -> bytes:
             for s, (_, enc) in zip(error.sources, originals, strict=True)
         ],
     }
-    return orjson.dumps(doc, option=orjson.OPT_INDENT_2)
+    try:
+        return orjson.dumps(doc, option=orjson.OPT_INDENT_2)
+    except orjson.JSONEncodeError:  # a lone surrogate quoted in the message (from an inline record)
+        return json.dumps(doc, indent=2, ensure_ascii=True).encode()
 
 
 def _encode_group(
@@ -196,10 +204,13 @@ def process_batch(
             group_sources = tuple(p.source for p in good)
             key = data_key(settings, type_name, day, group_sources)
             puts.append(_Put(key, body, CONTENT_TYPES[settings.format], group_sources, type_name, day))
+    occurrences: Counter[str] = Counter()
     for error in errors:
-        puts.append(
-            _Put(error_key(settings, error.sources), error_document(error, now), "application/json", error.sources)
-        )
+        key = error_key(settings, error.sources)
+        occurrences[key] += 1
+        if occurrences[key] > 1:
+            key = error_key(settings, error.sources, occurrences[key])
+        puts.append(_Put(key, error_document(error, now), "application/json", error.sources))
 
     outcomes = (
         list(_pool().map(lambda p: _deliver(storage, p), puts))
@@ -217,7 +228,7 @@ def _deliver(storage: Storage, put: _Put) -> Delivered | Failed:
         location = storage.put(put.key, put.body, put.content_type)
     except StorageError as e:
         return Failed(put.key, str(e), put.sources)
-    return Delivered(put.key, location, len(put.sources), put.type_name, put.partition_date)
+    return Delivered(put.key, location, len(put.sources), put.type_name, put.partition_date, put.sources)
 
 
 def summary(result: BatchResult) -> dict[str, Any]:

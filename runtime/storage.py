@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -118,21 +119,33 @@ class S3Storage:
             raise StorageError(f"cannot delete s3://{self.bucket}/{self._key(key)}: {e}") from e
 
 
-def s3_client(endpoint_url: str | None = None) -> Any:
+@dataclass(frozen=True)
+class S3Policy:
+    """How hard one S3 request is tried: botocore's standard retry mode (exponential backoff
+    with jitter, retrying throttling, 5xx, timeouts and connection errors), bounded."""
+
+    max_attempts: int = 4  # in total: 1 try + 3 retries
+    connect_timeout: float = 5
+    read_timeout: float = 20
+
+
+def s3_client(endpoint_url: str | None = None, policy: S3Policy | None = None) -> Any:
     import boto3
     from botocore.config import Config
 
+    policy = policy or S3Policy()
     config = Config(
-        retries={"mode": "standard", "max_attempts": 4},  # bounded: 1 try + 3 retries with backoff
-        connect_timeout=5,
-        read_timeout=20,
+        # total_max_attempts counts the first try; botocore's `max_attempts` would count retries only
+        retries={"mode": "standard", "total_max_attempts": policy.max_attempts},
+        connect_timeout=policy.connect_timeout,
+        read_timeout=policy.read_timeout,
     )
     return boto3.client("s3", endpoint_url=endpoint_url, config=config)
 
 
-def open_storage(location: str, endpoint_url: str | None = None) -> Storage:
+def open_storage(location: str, endpoint_url: str | None = None, policy: S3Policy | None = None) -> Storage:
     """`s3://bucket[/base]` or a local directory path."""
     if location.startswith("s3://"):
         bucket, _, base = location[5:].partition("/")
-        return S3Storage(bucket, base, endpoint_url)
+        return S3Storage(bucket, base, client=s3_client(endpoint_url, policy))
     return LocalStorage(Path(location))

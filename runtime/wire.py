@@ -27,7 +27,10 @@ _SHOW = 40
 
 
 def _show(value: Any) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except RecursionError:  # JSON nested deeper than Python's recursion limit
+        return f"a deeply nested {type(value).__name__}"
     return text if len(text) <= _SHOW else text[:_SHOW] + "…"
 
 

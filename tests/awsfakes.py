@@ -84,6 +84,7 @@ class FaultProxy:
         self.down = False
         self.injected: dict[str, int] = {}
         self.forwarded = 0
+        self.requests: list[tuple[str, str, Fault]] = []  # (method, path, fault) of every request
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self.server.daemon_threads = True
@@ -139,11 +140,15 @@ class FaultProxy:
 
             def _any(self) -> None:
                 if proxy.down:
+                    with proxy.lock:
+                        proxy.requests.append((self.command, self.path, "down"))
                     proxy.count("down")
                     self._reset()
                     return
                 body = self._body()
                 fault = proxy.plan(self.command, self.path)
+                with proxy.lock:
+                    proxy.requests.append((self.command, self.path, fault))
                 if fault is not None:
                     proxy.count(fault)
                 if fault == "reset":

@@ -1,0 +1,307 @@
+"""`dmd replay`: re-drive error documents through the current schemas.
+
+After a schema or data fix, the records kept in error documents are rebuilt as the stream
+records they were (from each document's `events` and `records`, respecting `encoding`) and
+processed again, exactly as the Lambda function would: records that now parse are archived,
+the rest land in error documents again.
+
+A replayed document is moved aside, to `replayed/` beside it (`{errors_prefix}/x.json` ->
+`{errors_prefix}/replayed/x.json`, so the prefix's lifecycle expiry and access policy keep
+covering it), and only after every record from it was stored. It is never
+deleted before: the copy is written first, then the original removed. Keys are deterministic,
+so running replay twice is harmless: a moved document is not read again, a document whose
+records still fail is rewritten in place under the same key, and an interrupted move (copy
+written, original not yet removed) is finished on the next run without processing it again.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .config import Settings
+from .envelope import EPOCH, StreamRecord, decode_event, read_lines
+from .pipeline import process_batch
+from .records import RecordSpec
+from .storage import LocalStorage, S3Policy, Storage, StorageError, open_storage
+
+REPLAYED = "replayed/"
+CHUNK_RECORDS = 500  # records per processing batch, as a Lambda batch would hold
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where error documents are read from: a storage and a key prefix ('' or ending in '/'),
+    or one document (`single`)."""
+
+    storage: Storage
+    prefix: str
+    same_as_lake: bool  # the lake's storage: a rewritten error document may share a key
+    single: str = ""
+
+    def keys(self) -> tuple[list[str], set[str]]:
+        """(error documents to replay, documents already moved aside)."""
+        if self.single:
+            return [self.single], {self.aside(self.single)} & set(self.storage.list(_folder(self.single)))
+        documents, replayed = [], set()
+        for key in self.storage.list(self.prefix):
+            if not key.endswith(".json"):
+                continue
+            if ("/" + _folder(key)).endswith("/" + REPLAYED):
+                replayed.add(key)
+            else:
+                documents.append(key)
+        return documents, replayed
+
+    @staticmethod
+    def aside(key: str) -> str:
+        """Where a replayed document is moved: `replayed/` beside it (errors/x.json ->
+        errors/replayed/x.json), so it stays under the error prefix's expiry and access policy."""
+        return f"{_folder(key)}{REPLAYED}{key.rpartition('/')[2]}"
+
+
+def _folder(key: str) -> str:
+    return key.rpartition("/")[0] + "/" if "/" in key else ""
+
+
+@dataclass
+class DocumentOutcome:
+    key: str
+    records: int = 0
+    archived: int = 0
+    errors: int = 0
+    not_stored: int = 0
+    moved_to: str = ""
+    note: str = ""  # why it was not moved, or "rewritten in place"
+
+
+@dataclass
+class ReplayReport:
+    documents: list[DocumentOutcome] = field(default_factory=list)
+
+    @property
+    def records(self) -> int:
+        return sum(d.records for d in self.documents)
+
+    @property
+    def archived(self) -> int:
+        return sum(d.archived for d in self.documents)
+
+    @property
+    def still_failing(self) -> int:
+        return sum(d.errors for d in self.documents)
+
+    @property
+    def not_stored(self) -> int:
+        return sum(d.not_stored for d in self.documents)
+
+    @property
+    def moved(self) -> int:
+        return sum(1 for d in self.documents if d.moved_to)
+
+    @property
+    def kept(self) -> list[DocumentOutcome]:
+        return [d for d in self.documents if not d.moved_to and d.note != "rewritten in place"]
+
+    def text(self, location: str) -> str:
+        lines = [
+            f"replayed {len(self.documents)} error documents ({self.records} records) into {location}",
+            f"  {'archived':<16} {self.archived:>8}",
+            f"  {'still failing':<16} {self.still_failing:>8} (in error documents again)",
+            f"  {'moved aside':<16} {self.moved:>8} documents (to {REPLAYED} beside them)",
+        ]
+        if self.not_stored:
+            lines.append(f"  {'NOT STORED':<16} {self.not_stored:>8} records (storage failures; run replay again)")
+        for d in self.kept:
+            lines.append(f"  kept {d.key}: {d.note}")
+        return "\n".join(lines)
+
+
+def locate(source: str, lake: str, lake_storage: Storage, endpoint_url: str | None, policy: S3Policy | None) -> Source:
+    """SOURCE inside the lake uses the lake's storage (keys relative to it); otherwise its own."""
+    if source.startswith("s3://") != lake.startswith("s3://"):
+        inside = None
+    elif source.startswith("s3://"):
+        root = lake.rstrip("/") + "/"
+        inside = source[len(root) :] if (source.rstrip("/") + "/").startswith(root) else None
+    else:
+        root_path, source_path = Path(lake).resolve(), Path(source).resolve()
+        inside = source_path.relative_to(root_path).as_posix() if source_path.is_relative_to(root_path) else None
+        if inside == ".":
+            inside = ""
+    if inside is not None:
+        if source.startswith("s3://") or not Path(source).is_file():
+            return Source(lake_storage, inside.rstrip("/") + "/" if inside.strip("/") else "", True)
+        return Source(lake_storage, "", True, single=inside)
+    if source.startswith("s3://"):
+        bucket, _, prefix = source[5:].partition("/")
+        storage = open_storage(f"s3://{bucket}", endpoint_url, policy)
+        return Source(storage, prefix.rstrip("/") + "/" if prefix.strip("/") else "", False)
+    path = Path(source)
+    if path.is_file():
+        return Source(LocalStorage(path.parent), "", False, single=path.name)
+    return Source(LocalStorage(path), "", False)
+
+
+def _arrival_of(key: str) -> datetime:
+    """The stamp in an error document's name is its first record's arrival, to the second;
+    keeping it keeps the keys of what the replay writes deterministic."""
+    try:
+        return datetime.strptime(key.rpartition("/")[2][:19], "%Y-%m-%d-%H-%M-%S").replace(tzinfo=UTC)
+    except ValueError:
+        return EPOCH
+
+
+def rebuild(doc: Mapping[str, Any], key: str) -> list[StreamRecord]:
+    """The stream records an error document keeps, as the envelope decoder made them."""
+    events, metas = doc.get("events"), doc.get("records")
+    if not isinstance(events, list) or not isinstance(metas, list) or len(events) != len(metas):
+        raise ValueError("not an error document with matching 'events' and 'records' lists")
+    arrival = _arrival_of(key)
+    out: list[StreamRecord] = []
+    for text, meta in zip(events, metas, strict=True):
+        if type(text) is not str or not isinstance(meta, Mapping):
+            raise ValueError("an event is not a string or its record entry not an object")
+        out.extend(_rebuild_one(text, meta, arrival))
+    return out
+
+
+def _rebuild_one(text: str, meta: Mapping[str, Any], arrival: datetime) -> list[StreamRecord]:
+    source, encoding = meta.get("source", "kinesis"), meta.get("encoding", "text")
+    shard, seq = str(meta.get("shardId", "")), str(meta.get("sequenceNumber", ""))
+    if source == "line":  # a line of an events file that was not a stream event
+        line = base64.b64decode(text) if encoding == "base64" else text.encode("utf-8", "surrogatepass")
+        return [r for batch in read_lines([line], shard) for r in batch]
+    if source == "unknown":  # a Lambda record the envelope could not read: read it again
+        try:
+            record = json.loads(text)
+        except ValueError:
+            record = text
+        return decode_event({"Records": [record]})
+    if source == "dynamodb" and encoding == "text":
+        try:
+            document = json.loads(text)  # Python's json, as Lambda decodes events
+        except ValueError:
+            document = None
+        if isinstance(document, dict):
+            ddb = document.get("dynamodb")
+            if isinstance(ddb, dict) and ddb.get("SequenceNumber") == seq:
+                return [dataclasses.replace(decode_event({"Records": [document]})[0], shard=shard)]
+        payload = text.encode("utf-8", "surrogatepass")
+        return [StreamRecord("dynamodb", shard, seq, arrival, payload=payload, raw=text, raw_encoding="text")]
+    if encoding == "kinesis-data":  # `kinesis.data` as received: decode it again
+        try:
+            payload = binascii.a2b_base64(text, strict_mode=True)
+        except ValueError:
+            payload = None
+        problem = "" if payload is not None else "kinesis.data: not valid base64"
+        return [StreamRecord("kinesis", shard, seq, arrival, payload=payload, raw=text, problem=problem)]
+    payload = text.encode("utf-8", "surrogatepass")
+    raw = base64.b64encode(payload).decode()
+    return [StreamRecord("kinesis", shard, seq, arrival, payload=payload, raw=raw)]
+
+
+@dataclass
+class _Loaded:
+    key: str
+    body: bytes
+    sources: list[StreamRecord]
+
+
+def replay(
+    source: Source,
+    *,
+    lake_storage: Storage,
+    registry: Mapping[str, RecordSpec],
+    settings: Settings,
+    chunk_records: int = CHUNK_RECORDS,
+) -> ReplayReport:
+    report = ReplayReport()
+    keys, already = source.keys()
+    pending: list[_Loaded] = []
+    for key in keys:
+        outcome = DocumentOutcome(key)
+        try:
+            body = source.storage.get(key)
+            if source.aside(key) in already and source.storage.get(source.aside(key)) == body:
+                # copied aside by an interrupted run, after its records were stored: finish the move
+                _remove(source, key, outcome, source.aside(key))
+                report.documents.append(outcome)
+                continue
+            sources = rebuild(json.loads(body), key)
+        except (StorageError, ValueError, binascii.Error) as e:
+            outcome.note = f"not replayed: {type(e).__name__}"  # no content: it may quote records
+            report.documents.append(outcome)
+            continue
+        pending.append(_Loaded(key, body, sources))
+    for chunk in _chunks(pending, chunk_records):
+        report.documents.extend(_replay_chunk(chunk, source, lake_storage, registry, settings))
+    return report
+
+
+def _chunks(docs: Sequence[_Loaded], size: int) -> Iterator[list[_Loaded]]:
+    chunk: list[_Loaded] = []
+    count = 0
+    for d in docs:
+        if chunk and count + len(d.sources) > size:
+            yield chunk
+            chunk, count = [], 0
+        chunk.append(d)
+        count += len(d.sources)
+    if chunk:
+        yield chunk
+
+
+def _replay_chunk(
+    chunk: list[_Loaded],
+    source: Source,
+    lake_storage: Storage,
+    registry: Mapping[str, RecordSpec],
+    settings: Settings,
+) -> list[DocumentOutcome]:
+    sources = [s for d in chunk for s in d.sources]
+    result = process_batch(sources, registry=registry, settings=settings, storage=lake_storage)
+    archived = {id(s) for d in result.data for s in d.sources}
+    errored = {id(s) for d in result.errors for s in d.sources}
+    failed = {id(s) for f in result.failed for s in f.sources}
+    rewritten = {d.key for d in result.errors} if source.same_as_lake else set()
+    outcomes = []
+    for d in chunk:
+        outcome = DocumentOutcome(d.key, records=len(d.sources))
+        outcome.archived = sum(id(s) in archived for s in d.sources)
+        outcome.errors = sum(id(s) in errored for s in d.sources)
+        outcome.not_stored = sum(id(s) in failed for s in d.sources)
+        if outcome.not_stored:
+            outcome.note = f"{outcome.not_stored} records not stored; kept for the next run"
+        elif d.key in rewritten:
+            outcome.note = "rewritten in place"  # its records still fail: the new document has its key
+        else:
+            _move(source, d, outcome)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _move(source: Source, d: _Loaded, outcome: DocumentOutcome) -> None:
+    aside = source.aside(d.key)
+    try:
+        source.storage.put(aside, d.body, "application/json")
+    except StorageError:
+        outcome.note = "its records are stored, but the copy aside failed; kept (a rerun moves it)"
+        return
+    _remove(source, d.key, outcome, aside)
+
+
+def _remove(source: Source, key: str, outcome: DocumentOutcome, aside: str) -> None:
+    try:
+        source.storage.delete(key)
+    except StorageError:
+        outcome.note = f"copied to {aside} but not removed; a rerun finishes the move"
+        return
+    outcome.moved_to = aside

@@ -1,0 +1,255 @@
+"""Privacy: PII is redacted in archived REMOVE records, and no record value reaches a log line.
+
+Logs are captured at DEBUG, for the project's logger and for the root logger (where boto3,
+botocore and urllib3 log: in Lambda the runtime's handler sits there), over runs of the
+handler against a moto S3 server (with and without injected failures), `dmd run` and
+`dmd replay`. Every record carries unique marker values; bad records carry markers in the
+values their error messages quote. No marker may appear in the captured text.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import io
+import json
+import logging
+import random
+import sys
+from collections.abc import Iterator
+
+import pytest
+from batchgen import TYPES, change_record, image_fields, image_of, kinesis_record, seq_str
+from click.testing import CliRunner
+from lakecheck import read_lake
+from memstore import MemoryStorage
+
+from dmd.generated import REGISTRY
+from dmd.runtime import logs
+from dmd.runtime.cli import main
+from dmd.runtime.config import Settings
+from dmd.runtime.envelope import decode_event
+from dmd.runtime.pipeline import process_batch
+from dmd.runtime.records import REDACTED
+
+MARK = "pii_marker_"  # "_" never occurs in base64 or hex (request ids, signatures)
+
+
+class Markers:
+    def __init__(self) -> None:
+        self.values: list[str] = []
+
+    def new(self, what: str) -> str:
+        value = f"{MARK}{len(self.values):04d}{what}"
+        self.values.append(value)
+        return value
+
+
+def _strings(image: dict, markers: Markers, type_name: str) -> None:
+    """Replace every free-text value of an image (not `type`, enums or dates) by a marker."""
+    for f in image_fields(type_name):
+        if f.kind not in ("string", "array") or f.path == "type":
+            continue
+        container = image
+        *parents, name = f.path.split(".")
+        for p in parents:
+            container = container.get(p, {}).get("M", {})
+        if name not in container:
+            continue
+        if f.wire == "SS":
+            container[name] = {"SS": [markers.new("set"), markers.new("set")]}
+        elif f.wire == "L":
+            container[name] = {"L": [{"S": markers.new("list")}]}
+        else:
+            container[name] = {"S": markers.new(f.path)}
+
+
+def marked_changes(markers: Markers, operation: str = "", seed: int = 1) -> Iterator[dict]:
+    rng = random.Random(seed)
+    for type_name in TYPES:
+        change = change_record(type_name, rng, operation)
+        image = image_of(change)
+        _strings(image, markers, type_name)
+        change["eventID"] = markers.new("eventID")
+        yield change
+
+
+def full_remove(type_name: str, markers: Markers) -> dict:
+    """A REMOVE whose image has every optional field, PII ones holding markers."""
+    from batchgen import valid_image
+
+    change = change_record(type_name, random.Random(3), "REMOVE")
+    change["dynamodb"]["OldImage"] = image = valid_image(type_name, random.Random(4), optional_rate=1.0)
+    _strings(image, markers, type_name)
+    return change
+
+
+def event_of(changes: list[dict], start: int = 0) -> dict:
+    return {
+        "Records": [
+            kinesis_record(start + i, base64.b64encode(json.dumps(c).encode()).decode(), 1_705_343_400.0)
+            for i, c in enumerate(changes)
+        ]
+    }
+
+
+def bad_changes(markers: Markers) -> list[dict]:
+    """Records whose error messages quote (a prefix of) a value: markers there too."""
+    rng = random.Random(9)
+    out = []
+    for type_name in TYPES:
+        change = change_record(type_name, rng)
+        image = image_of(change)
+        _strings(image, markers, type_name)
+        if type_name != "event":
+            enum = next(f for f in image_fields(type_name) if f.kind == "enum")
+            image[enum.path] = {"S": markers.new("enum")}
+        ts = next(f for f in image_fields(type_name) if f.kind.startswith("timestamp"))
+        *parents, name = ts.path.split(".")
+        container = image
+        for p in parents:
+            container = container.setdefault(p, {"M": {}})["M"]
+        container[name] = {"S": markers.new("ts")}
+        out.append(change)
+    unknown = change_record("demand", rng)
+    image_of(unknown)["type"] = {"S": markers.new("type")}
+    out.append(unknown)
+    wrong = change_record("notification", rng)
+    image_of(wrong)["messageBody"] = {"N": markers.new("N")}
+    out.append(wrong)
+    name = change_record("demand", rng)
+    name["eventName"] = markers.new("eventName")
+    out.append(name)
+    return out
+
+
+# --- PII redaction in the archive -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "avro"])
+@pytest.mark.parametrize("type_name", TYPES)
+def test_archived_remove_records_carry_redacted_in_every_pii_field(type_name, fmt):
+    markers = Markers()
+    settings = Settings(format=fmt)
+    remove = full_remove(type_name, markers)
+    remove_pii = {
+        path: _at_image(remove["dynamodb"]["OldImage"], path)
+        for path in (f.path for f in REGISTRY[type_name].fields if f.pii)
+    }
+    insert = json.loads(json.dumps(remove))
+    insert["eventName"] = "INSERT"
+    insert["dynamodb"]["NewImage"] = insert["dynamodb"].pop("OldImage")
+    _strings(insert["dynamodb"]["NewImage"], markers, type_name)  # its own values
+    storage = MemoryStorage()
+    result = process_batch(
+        decode_event(event_of([remove, insert])), registry=REGISTRY, settings=settings, storage=storage
+    )
+    assert not result.errors and not result.failed
+    rows = read_lake(storage.objects, storage.get, settings).rows_by_sequence()
+    removed, inserted = rows[seq_str(0)][0][1], rows[seq_str(1)][0][1]
+    pii = [f.path for f in REGISTRY[type_name].fields if f.pii]
+    for path in pii:
+        assert _at(removed, path) == REDACTED, path
+        assert _at(inserted, path) not in (None, REDACTED), path  # an INSERT keeps it
+    blob = b"".join(storage.objects.values()).decode("latin-1")  # statistics and dictionaries too
+    for path, value in remove_pii.items():
+        assert value and value not in blob, f"PII of the REMOVE archived: {path}"
+    assert removed["isDeleted"] is True
+
+
+def _at(row: dict, path: str):
+    for part in path.split("."):
+        row = row.get(part) if isinstance(row, dict) else None
+    return row
+
+
+def _at_image(image: dict, path: str):
+    *parents, name = path.split(".")
+    for p in parents:
+        image = image[p]["M"]
+    return image[name]["S"]
+
+
+def test_every_schema_declares_its_pii():
+    declared = {t: sorted(f.path for f in REGISTRY[t].fields if f.pii) for t in TYPES}
+    assert declared == {
+        "demand": ["email", "phoneNumber"],
+        "event": [],
+        "notification": ["email", "messageBody", "phoneNumber"],
+        "sale": [],
+    }
+
+
+# --- no record value in any log line ----------------------------------------------------------------
+
+
+@pytest.fixture
+def captured_logs():
+    """Everything logged at DEBUG: the dmd logger and the root logger (boto3, botocore, urllib3)."""
+    buffer = io.StringIO()
+    root = logging.getLogger()
+    handler = logging.StreamHandler(buffer)
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield buffer
+    root.removeHandler(handler)
+    root.setLevel(old_level)
+    logs.configure("INFO")
+
+
+def load_handler(monkeypatch, endpoint: str, **env: str):
+    monkeypatch.setenv("DMD_BUCKET", "dmd-test")
+    monkeypatch.setenv("DMD_S3_ENDPOINT", endpoint)
+    monkeypatch.setenv("DMD_LOG_LEVEL", "DEBUG")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    sys.modules.pop("dmd.runtime.handler", None)
+    return importlib.import_module("dmd.runtime.handler")
+
+
+def assert_no_marker(text: str, markers: Markers) -> None:
+    assert text.strip(), "nothing was logged: the capture is broken"
+    leaked = [m for m in markers.values if m in text]
+    assert not leaked, f"record values in logs: {leaked[:5]}"
+    assert MARK not in text, "a marker prefix reached the logs"
+
+
+@pytest.mark.parametrize("codec", ["null", "deflate"])
+def test_no_record_value_in_logs_of_the_handler(s3, fault_proxy, monkeypatch, captured_logs, codec):
+    handler = load_handler(monkeypatch, fault_proxy.url, DMD_FORMAT="avro", DMD_CODEC=codec, DMD_S3_MAX_ATTEMPTS="2")
+    logs.configure("DEBUG", captured_logs)
+    markers = Markers()
+    changes = [*marked_changes(markers), *marked_changes(markers, "REMOVE", 2), *bad_changes(markers)]
+    event = event_of(changes)
+    assert handler.handler(event, None) == {"batchItemFailures": []}
+    # and a run that fails: the ERROR line lists failed objects and storage reasons
+    fault_proxy.plan = lambda method, path: "error500" if method == "PUT" and "notification" in path else None
+    response = handler.handler(event_of(changes, start=500), None)
+    assert response["batchItemFailures"]
+    fault_proxy.plan = lambda method, path: "error500" if method == "PUT" else None
+    handler.handler(event_of(changes, start=900), None)
+    text = captured_logs.getvalue()
+    assert '"batch partly failed"' in text and "botocore" in text
+    assert_no_marker(text, markers)
+
+
+def test_no_record_value_in_logs_of_run_and_replay(tmp_path, captured_logs):
+    markers = Markers()
+    changes = [*marked_changes(markers), *marked_changes(markers, "REMOVE", 2), *bad_changes(markers)]
+    events = tmp_path / "events.jsonl"
+    events.write_text(json.dumps(event_of(changes)) + "\n" + "not an event " + markers.new("line") + "\n")
+    lake = tmp_path / "lake"
+    runner = CliRunner()
+    run = runner.invoke(main, ["run", str(events), "--lake", str(lake), "--log-level", "DEBUG"])
+    replay = runner.invoke(main, ["replay", str(lake / "errors"), "--lake", str(lake), "--log-level", "DEBUG"])
+    assert run.exit_code == 0 and replay.exit_code == 0, run.output + replay.output
+    text = captured_logs.getvalue() + run.output + replay.output
+    text += (run.stderr if run.stderr_bytes is not None else "") + (
+        replay.stderr if replay.stderr_bytes is not None else ""
+    )
+    assert "replay finished" in text
+    assert_no_marker(text, markers)
+    # ...while the error documents do keep them: the error prefix holds PII
+    kept = "".join(p.read_text() for p in (lake / "errors").rglob("*.json"))
+    assert any(m in kept for m in markers.values)

@@ -1,0 +1,246 @@
+"""`dmd replay`: error documents re-driven through the current schemas.
+
+The "schema fix" is simulated by a first run with a registry that lacks one record type (its
+records become error documents: "not a registered record type"), then a replay with the full
+registry. After the replay every record is in exactly one place again, the replayed documents
+are under `errors/replayed/` byte for byte, and a second replay changes nothing.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from types import MappingProxyType
+
+import pytest
+from batchgen import TYPES, ddb_item, kinesis_item
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from lakecheck import assert_conserved, read_lake
+from memstore import FailingStorage, MemoryStorage
+
+from dmd.generated import REGISTRY
+from dmd.runtime.cli import main
+from dmd.runtime.config import Settings
+from dmd.runtime.envelope import decode_event, read_lines
+from dmd.runtime.pipeline import process_batch
+from dmd.runtime.replay import Source, locate, replay
+from dmd.runtime.storage import LocalStorage, StorageError
+
+SETTINGS = Settings(format="avro")
+WITHOUT_SALE = MappingProxyType({k: v for k, v in REGISTRY.items() if k != "sale"})
+KINDS = ("valid", "valid", "valid_remove", "invalid_json", "wrong_tag", "bad_base64", "non_utf8", "unknown_type")
+DDB_KINDS = ("valid", "valid_remove", "big_int", "lone_surrogate_in_enum", "missing_sequence_number", "wrong_tag")
+
+
+def batch(seed: int, size: int = 20, kinds=KINDS, maker=kinesis_item) -> list:
+    rng = random.Random(seed)
+    return [maker(rng.choice(kinds), rng.choice(TYPES), seed * 100 + i, rng) for i in range(size)]
+
+
+def first_run(items: list, storage) -> None:
+    """The archive before the fix: sale records are not a registered type yet."""
+    result = process_batch(
+        decode_event({"Records": [i.record for i in items]}), registry=WITHOUT_SALE, settings=SETTINGS, storage=storage
+    )
+    assert not result.failed
+
+
+def snapshot(storage) -> dict[str, bytes]:
+    return {k: storage.get(k) for k in storage.list("")}
+
+
+def run_replay(storage, source: Source | None = None):
+    return replay(
+        source or Source(storage, "errors/", True), lake_storage=storage, registry=REGISTRY, settings=SETTINGS
+    )
+
+
+def test_replay_archives_what_now_parses_moves_documents_aside_and_is_idempotent(tmp_path):
+    storage = LocalStorage(tmp_path)
+    items = batch(1, size=30)
+    first_run(items, storage)
+    before = snapshot(storage)
+    sale_docs = [k for k in storage.list("errors/") if b"'sale' is not a registered record type" in before[k]]
+    assert sale_docs
+
+    report = run_replay(storage)
+    lake = read_lake(storage.list(""), storage.get, SETTINGS)
+    assert_conserved(items, lake)  # sale records archived, malformed ones still in error documents
+    assert report.archived == len(sale_docs)
+    assert report.not_stored == 0
+    for key in sale_docs:  # moved aside, byte for byte, only after its record was stored
+        assert not (tmp_path / key).exists()
+        assert storage.get(key.replace("errors/", "errors/replayed/", 1)) == before[key]
+    still = [d for d in report.documents if d.note == "rewritten in place"]
+    assert (
+        len(still)
+        == report.still_failing
+        == len(before) - len(sale_docs) - len([k for k in before if k.startswith("archive/")])
+    )
+
+    after_first = snapshot(storage)
+    second = run_replay(storage)
+    assert second.archived == 0 and second.moved == 0
+    assert set(snapshot(storage)) == set(after_first), "a second replay wrote new objects"
+    assert {k: v for k, v in snapshot(storage).items() if k.startswith("archive/")} == {
+        k: v for k, v in after_first.items() if k.startswith("archive/")
+    }
+
+
+def test_a_document_is_not_moved_while_its_records_are_not_stored():
+    healthy = MemoryStorage()
+    items = batch(2, size=24)
+    first_run(items, healthy)
+    before = dict(healthy.objects)
+
+    broken = FailingStorage(lambda key: key.startswith("archive/avro/sale/"))
+    broken.objects = dict(before)
+    report = run_replay(broken)
+    assert report.not_stored > 0
+    for d in report.documents:
+        if d.not_stored:
+            assert not d.moved_to and broken.objects[d.key] == before[d.key], "moved before its records were safe"
+
+    broken.fails = lambda key: False  # storage is back: the rerun completes
+    again = run_replay(broken)
+    assert again.not_stored == 0
+    assert_conserved(items, read_lake(broken.objects, broken.get, SETTINGS))
+
+
+def test_an_interrupted_move_is_finished_without_replaying_again():
+    storage = MemoryStorage()
+    items = batch(3, size=24)
+    first_run(items, storage)
+    stuck = FailingStorage(lambda key: True, fail_deletes=True)
+    stuck.put = MemoryStorage.put.__get__(stuck)  # writes work, deletes fail
+    stuck.objects = dict(storage.objects)
+    report = run_replay(stuck)
+    interrupted = [d for d in report.documents if "not removed" in d.note]
+    assert interrupted and all(d.archived for d in interrupted)
+    data_before = {k for k in stuck.objects if k.startswith("archive/")}
+
+    stuck.fail_deletes = False
+    again = run_replay(stuck)
+    assert {d.key for d in again.documents if d.moved_to} >= {d.key for d in interrupted}
+    assert again.archived == 0, "an interrupted move must not be replayed (duplicates)"
+    assert {k for k in stuck.objects if k.startswith("archive/")} == data_before
+    assert_conserved(items, read_lake(stuck.objects, stuck.get, SETTINGS))
+
+
+def test_replay_of_dynamodb_streams_and_unreadable_records():
+    storage = MemoryStorage()
+    items = batch(4, size=24, kinds=DDB_KINDS, maker=ddb_item)
+    first_run(items, storage)
+    run_replay(storage)
+    run_replay(storage)
+    assert_conserved(items, read_lake(storage.objects, storage.get, SETTINGS))
+
+
+def test_replay_of_a_line_that_was_not_utf8_keeps_it_byte_for_byte(tmp_path):
+    storage = LocalStorage(tmp_path)
+    line = b'{"Records": "\xff\xfe not an event"}'
+    for sources in read_lines([line], "events.jsonl"):
+        process_batch(sources, registry=REGISTRY, settings=SETTINGS, storage=storage)
+    [key] = storage.list("errors/")
+    before = storage.get(key)
+    report = run_replay(storage)
+    assert [d.note for d in report.documents] == ["rewritten in place"]
+    assert storage.list("errors/replayed/") is not None
+    import json
+
+    doc = json.loads(storage.get(key))
+    assert doc["records"][0]["encoding"] == "base64"
+    assert doc["events"] == json.loads(before)["events"]
+
+
+def test_an_unreadable_error_document_is_kept_and_reported(tmp_path):
+    storage = LocalStorage(tmp_path)
+    storage.put("errors/2024-01-01-00-00-00-x.json", b"{not json", "application/json")
+    report = run_replay(storage)
+    assert [d.note for d in report.documents] == ["not replayed: JSONDecodeError"]
+    assert storage.get("errors/2024-01-01-00-00-00-x.json") == b"{not json"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10**6), ddb=st.booleans(), size=st.integers(1, 16))
+def test_replay_conserves_every_record(seed, ddb, size):
+    storage = MemoryStorage()
+    items = batch(seed, size, kinds=DDB_KINDS if ddb else KINDS, maker=ddb_item if ddb else kinesis_item)
+    first_run(items, storage)
+    run_replay(storage)
+    after = dict(storage.objects)
+    assert_conserved(items, read_lake(storage.objects, storage.get, SETTINGS))
+    run_replay(storage)
+    assert storage.objects.keys() == after.keys()
+
+
+# --- the command, on local disk and on S3 (moto) ---------------------------------------------------
+
+
+def test_cli_replay_on_a_local_lake(tmp_path):
+    lake = tmp_path / "lake"
+    storage = LocalStorage(lake)
+    items = batch(5, size=20)
+    first_run(items, storage)
+    result = CliRunner().invoke(main, ["replay", str(lake / "errors"), "--lake", str(lake), "--format", "avro"])
+    assert result.exit_code == 0, result.output
+    assert "archived" in result.output and "moved aside" in result.output
+    assert_conserved(items, read_lake(storage.list(""), storage.get, SETTINGS))
+
+
+def test_cli_replay_on_s3(s3, moto_server, monkeypatch):
+    from dmd.runtime.storage import S3Storage, s3_client
+
+    storage = S3Storage("dmd-test", "lake", client=s3_client(moto_server.url))
+    items = batch(6, size=20)
+    first_run(items, storage)
+    args = ["replay", "s3://dmd-test/lake/errors", "--lake", "s3://dmd-test/lake", "--format", "avro"]
+    args += ["--s3-endpoint", moto_server.url]
+    for _ in range(2):  # twice: harmless
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+    keys = list(storage.list(""))
+    assert any(k.startswith("errors/replayed/") for k in keys)
+    assert_conserved(items, read_lake(keys, storage.get, SETTINGS))
+
+
+def test_locate_resolves_sources_inside_and_outside_the_lake(tmp_path):
+    lake = tmp_path / "lake"
+    (lake / "errors").mkdir(parents=True)
+    inside = locate(str(lake / "errors"), str(lake), LocalStorage(lake), None, None)
+    assert (inside.prefix, inside.same_as_lake) == ("errors/", True)
+    assert inside.aside("errors/2024-x.json") == "errors/replayed/2024-x.json"
+    outside = locate(str(tmp_path / "elsewhere"), str(lake), LocalStorage(lake), None, None)
+    assert (outside.prefix, outside.same_as_lake) == ("", False)
+    s3_inside = locate("s3://b/base/errors", "s3://b/base", MemoryStorage(), None, None)
+    assert (s3_inside.prefix, s3_inside.same_as_lake) == ("errors/", True)
+    with pytest.raises(StorageError):
+        LocalStorage(lake).get("../x")
+    assert Path(lake).is_dir()
+
+
+def test_replay_of_the_whole_lake_moves_documents_beside_themselves_and_skips_replayed_ones():
+    storage = MemoryStorage()
+    items = batch(8, size=20)
+    first_run(items, storage)
+    whole = Source(storage, "", True)
+    report = run_replay(storage, whole)
+    assert report.moved and all(d.moved_to.startswith("errors/replayed/") for d in report.documents if d.moved_to)
+    again = run_replay(storage, whole)
+    assert again.archived == 0 and again.moved == 0
+    assert not [k for k in storage.objects if "replayed/replayed" in k]
+    assert_conserved(items, read_lake(storage.objects, storage.get, SETTINGS))
+
+
+def test_a_new_document_under_the_key_of_a_replayed_one_is_replayed_not_dropped():
+    storage = MemoryStorage()
+    items = batch(9, size=20)
+    first_run(items, storage)
+    report = run_replay(storage)
+    moved = next(d for d in report.documents if d.moved_to)
+    storage.objects[moved.key] = storage.objects[moved.moved_to].replace(b'"timestamp"', b'"timestamp" ', 1)
+    again = run_replay(storage)
+    [outcome] = [d for d in again.documents if d.key == moved.key]
+    assert outcome.records == 1 and outcome.moved_to  # processed again (same keys), then moved
