@@ -170,6 +170,21 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=MAX_PARALLEL_PUTS, thread_name_prefix="dmd-put")
 
 
+def parse_batch(
+    sources: Sequence[StreamRecord], *, registry: Mapping[str, RecordSpec], settings: Settings
+) -> tuple[dict[tuple[str, date], list[Parsed]], list[ArchiveError]]:
+    """Parse every record; the good ones grouped by (type, partition date), in stream order."""
+    groups: dict[tuple[str, date], list[Parsed]] = {}
+    errors: list[ArchiveError] = []
+    for source in sources:
+        result = parse(source, registry, settings.record_settings)
+        if type(result) is Parsed:
+            groups.setdefault((result.spec.type_name, result.partition_date), []).append(result)
+        else:
+            errors.append(result)  # type: ignore[arg-type]
+    return groups, errors
+
+
 def process_batch(
     sources: Sequence[StreamRecord],
     *,
@@ -179,15 +194,7 @@ def process_batch(
     now: datetime | None = None,
 ) -> BatchResult:
     now = now or datetime.now(UTC)
-    groups: dict[tuple[str, date], list[Parsed]] = {}
-    errors: list[ArchiveError] = []
-    for source in sources:
-        result = parse(source, registry, settings.record_settings)
-        if type(result) is Parsed:
-            groups.setdefault((result.spec.type_name, result.partition_date), []).append(result)
-        else:
-            errors.append(result)  # type: ignore[arg-type]
-
+    groups, errors = parse_batch(sources, registry=registry, settings=settings)
     puts: list[_Put] = []
     for (type_name, day), items in groups.items():
         body, good, bad = _encode_group(settings, items[0].spec, items)
