@@ -205,6 +205,8 @@ def events_of(records: list[dict[str, Any]], size: int) -> list[dict[str, Any]]:
 
 
 class MemoryStorage:
+    max_parallel_puts = 1  # answers at once: no thread pool (see pipeline.process_batch)
+
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
 
@@ -218,7 +220,7 @@ def ours(fmt: str) -> Callable[[dict[str, Any]], int]:
     from dmd.generated import REGISTRY
     from dmd.runtime.config import Settings
     from dmd.runtime.envelope import decode_event
-    from dmd.runtime.pipeline import parse_batch, process_batch
+    from dmd.runtime.pipeline import gc_paused, parse_batch, process_batch
 
     settings = Settings(format="parquet" if fmt == "parse" else fmt)
     storage = MemoryStorage()
@@ -226,14 +228,16 @@ def ours(fmt: str) -> Callable[[dict[str, Any]], int]:
     if fmt == "parse":
 
         def run(event: dict[str, Any]) -> int:
-            groups, errors = parse_batch(decode_event(event), registry=REGISTRY, settings=settings)
+            with gc_paused():  # as the handler runs a batch
+                groups, errors = parse_batch(decode_event(event), registry=REGISTRY, settings=settings)
             return sum(len(g) for g in groups.values()) + len(errors)
 
         return run
 
     def run(event: dict[str, Any]) -> int:
         storage.objects.clear()
-        result = process_batch(decode_event(event), registry=REGISTRY, settings=settings, storage=storage, now=NOW)
+        with gc_paused():  # as the handler runs a batch
+            result = process_batch(decode_event(event), registry=REGISTRY, settings=settings, storage=storage, now=NOW)
         return result.records_in
 
     return run
@@ -268,8 +272,9 @@ class Reference:
 
     def conform(self, value: Any, schema: Any) -> Any:
         """A deserialized DynamoDB value -> the Python value the Avro/Arrow writers expect."""
-        if value is None:
-            return None
+        if value is None:  # absent; a required record still exists (the pipeline adds to it)
+            required_record = isinstance(schema, dict) and schema["type"] == "record"
+            return self.conform({}, schema) if required_record else None
         if isinstance(schema, list):  # ["null", T]
             return self.conform(value, schema[1])
         if isinstance(schema, dict):
@@ -281,7 +286,6 @@ class Reference:
             if logical == "decimal":
                 return Decimal(value)
             if t == "record":
-                value = value or {}
                 return {f["name"]: self.conform(value.get(f["name"]), f["type"]) for f in schema["fields"]}
             if t == "array":
                 return [self.conform(v, schema["items"]) for v in value]
@@ -323,16 +327,16 @@ class Reference:
                     target = target.get(p) or {}
                 if target.get(last) is not None:
                     target[last] = "[redacted]"
-        return type_name, self.partition_date(type_name, rec), rec
+        return type_name, self.partition_date(type_name, rec, change_time), rec
 
-    def partition_date(self, type_name: str, rec: dict[str, Any]) -> date:
+    def partition_date(self, type_name: str, rec: dict[str, Any], fallback: datetime) -> date:
         for path in self.dates[type_name]:
             v: Any = rec
             for p in path.split("."):
                 v = v.get(p) if v is not None else None
             if v is not None:
                 return v.date()
-        return datetime.now(UTC).date()
+        return fallback.date()  # as the runtime does: the change time stands in
 
     def parse(self, event: dict[str, Any]) -> tuple[dict[tuple[str, date], list[dict[str, Any]]], list[Any]]:
         groups: dict[tuple[str, date], list[dict[str, Any]]] = {}

@@ -18,7 +18,7 @@ from dmd.generated import REGISTRY
 from . import logs
 from .config import from_environment
 from .envelope import decode_event
-from .pipeline import process_batch, summary
+from .pipeline import gc_paused, process_batch, summary
 from .storage import S3Storage
 
 CONFIG = from_environment(os.environ)
@@ -32,8 +32,9 @@ class UnreportableFailure(RuntimeError):
 
 def handler(event: Any, context: Any = None) -> dict[str, list[dict[str, str]]]:
     started = time.perf_counter()
-    sources = decode_event(event)
-    result = process_batch(sources, registry=REGISTRY, settings=CONFIG.settings, storage=STORAGE)
+    with gc_paused():
+        sources = decode_event(event)
+        result = process_batch(sources, registry=REGISTRY, settings=CONFIG.settings, storage=STORAGE)
     failures = result.failed_sequence_numbers()
     fields = summary(result) | {"duration_ms": round((time.perf_counter() - started) * 1000, 1)}
     logs.event(
