@@ -337,23 +337,58 @@ def _write_DemandDate(o: DemandDate, out: bytearray) -> None:
 def _write_DemandCdc(o: DemandCdc, out: bytearray) -> None:
     out.append(_DEMANDCDC_OPERATION_AVRO_INDEX[o.operation])
     out.append(1 if o.ttlExpired else 0)
-    write_string(out, o.sequenceNumber)
+    b = o.sequenceNumber.encode()
+    if len(b) < 64:
+        out.append(len(b) << 1)
+    else:
+        write_long(out, len(b))
+    out += b
     write_long(out, micros(o.changeTime))
-    write_string(out, o.eventId)
+    b = o.eventId.encode()
+    if len(b) < 64:
+        out.append(len(b) << 1)
+    else:
+        write_long(out, len(b))
+    out += b
 
 
 def avro_write(o: Demand, out: bytearray) -> None:
-    write_string(out, o.id)
-    write_string(out, o.type)
-    write_string(out, o.eventId)
-    write_string(out, o.fanId)
+    b = o.id.encode()
+    if len(b) < 64:
+        out.append(len(b) << 1)
+    else:
+        write_long(out, len(b))
+    out += b
+    b = o.type.encode()
+    if len(b) < 64:
+        out.append(len(b) << 1)
+    else:
+        write_long(out, len(b))
+    out += b
+    b = o.eventId.encode()
+    if len(b) < 64:
+        out.append(len(b) << 1)
+    else:
+        write_long(out, len(b))
+    out += b
+    b = o.fanId.encode()
+    if len(b) < 64:
+        out.append(len(b) << 1)
+    else:
+        write_long(out, len(b))
+    out += b
     write_long(out, o.marketId)
     write_long(out, o.quantity)
     v = o.priceLevels
     if v:
         write_long(out, len(v))
         for x0 in v:
-            write_string(out, x0)
+            b = x0.encode()
+            if len(b) < 64:
+                out.append(len(b) << 1)
+            else:
+                write_long(out, len(b))
+            out += b
     out.append(0)
     out.append(_DEMAND_STATUS_AVRO_INDEX[o.status])
     v = o.email
@@ -361,17 +396,37 @@ def avro_write(o: Demand, out: bytearray) -> None:
         out.append(0)
     else:
         out.append(2)
-        write_string(out, v)
+        b = v.encode()
+        if len(b) < 64:
+            out.append(len(b) << 1)
+        else:
+            write_long(out, len(b))
+        out += b
     v = o.phoneNumber
     if v is None:
         out.append(0)
     else:
         out.append(2)
-        write_string(out, v)
+        b = v.encode()
+        if len(b) < 64:
+            out.append(len(b) << 1)
+        else:
+            write_long(out, len(b))
+        out += b
     _write_DemandDate(o.date, out)
     out.append(1 if o.isDeleted else 0)
-    write_string(out, o.reference)
-    write_string(out, o.system)
+    b = o.reference.encode()
+    if len(b) < 64:
+        out.append(len(b) << 1)
+    else:
+        write_long(out, len(b))
+    out += b
+    b = o.system.encode()
+    if len(b) < 64:
+        out.append(len(b) << 1)
+    else:
+        write_long(out, len(b))
+    out += b
     _write_DemandCdc(o.cdc, out)
 
 

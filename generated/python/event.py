@@ -404,22 +404,57 @@ def _write_EventDate(o: EventDate, out: bytearray) -> None:
 def _write_EventCdc(o: EventCdc, out: bytearray) -> None:
     out.append(_EVENTCDC_OPERATION_AVRO_INDEX[o.operation])
     out.append(1 if o.ttlExpired else 0)
-    write_string(out, o.sequenceNumber)
+    b = o.sequenceNumber.encode()
+    if len(b) < 64:
+        out.append(len(b) << 1)
+    else:
+        write_long(out, len(b))
+    out += b
     write_long(out, micros(o.changeTime))
-    write_string(out, o.eventId)
+    b = o.eventId.encode()
+    if len(b) < 64:
+        out.append(len(b) << 1)
+    else:
+        write_long(out, len(b))
+    out += b
 
 
 def avro_write(o: Event, out: bytearray) -> None:
-    write_string(out, o.id)
-    write_string(out, o.type)
-    write_string(out, o.name)
-    write_string(out, o.venueId)
+    b = o.id.encode()
+    if len(b) < 64:
+        out.append(len(b) << 1)
+    else:
+        write_long(out, len(b))
+    out += b
+    b = o.type.encode()
+    if len(b) < 64:
+        out.append(len(b) << 1)
+    else:
+        write_long(out, len(b))
+    out += b
+    b = o.name.encode()
+    if len(b) < 64:
+        out.append(len(b) << 1)
+    else:
+        write_long(out, len(b))
+    out += b
+    b = o.venueId.encode()
+    if len(b) < 64:
+        out.append(len(b) << 1)
+    else:
+        write_long(out, len(b))
+    out += b
     v = o.timezone
     if v is None:
         out.append(0)
     else:
         out.append(2)
-        write_string(out, v)
+        b = v.encode()
+        if len(b) < 64:
+            out.append(len(b) << 1)
+        else:
+            write_long(out, len(b))
+        out += b
     v = o.attractionIds
     if v is None:
         out.append(0)
@@ -428,7 +463,12 @@ def avro_write(o: Event, out: bytearray) -> None:
         if v:
             write_long(out, len(v))
             for x0 in v:
-                write_string(out, x0)
+                b = x0.encode()
+                if len(b) < 64:
+                    out.append(len(b) << 1)
+                else:
+                    write_long(out, len(b))
+                out += b
         out.append(0)
     v = o.eventDate
     if v is None:
@@ -438,7 +478,12 @@ def avro_write(o: Event, out: bytearray) -> None:
         _write_EventSchedule(v, out)
     _write_EventDate(o.date, out)
     out.append(1 if o.isDeleted else 0)
-    write_string(out, o.reference)
+    b = o.reference.encode()
+    if len(b) < 64:
+        out.append(len(b) << 1)
+    else:
+        write_long(out, len(b))
+    out += b
     _write_EventCdc(o.cdc, out)
 
 

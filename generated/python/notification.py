@@ -329,34 +329,84 @@ def _write_NotificationDate(o: NotificationDate, out: bytearray) -> None:
 def _write_NotificationCdc(o: NotificationCdc, out: bytearray) -> None:
     out.append(_NOTIFICATIONCDC_OPERATION_AVRO_INDEX[o.operation])
     out.append(1 if o.ttlExpired else 0)
-    write_string(out, o.sequenceNumber)
+    b = o.sequenceNumber.encode()
+    if len(b) < 64:
+        out.append(len(b) << 1)
+    else:
+        write_long(out, len(b))
+    out += b
     write_long(out, micros(o.changeTime))
-    write_string(out, o.eventId)
+    b = o.eventId.encode()
+    if len(b) < 64:
+        out.append(len(b) << 1)
+    else:
+        write_long(out, len(b))
+    out += b
 
 
 def avro_write(o: Notification, out: bytearray) -> None:
-    write_string(out, o.id)
-    write_string(out, o.type)
-    write_string(out, o.demandId)
-    write_string(out, o.fanId)
+    b = o.id.encode()
+    if len(b) < 64:
+        out.append(len(b) << 1)
+    else:
+        write_long(out, len(b))
+    out += b
+    b = o.type.encode()
+    if len(b) < 64:
+        out.append(len(b) << 1)
+    else:
+        write_long(out, len(b))
+    out += b
+    b = o.demandId.encode()
+    if len(b) < 64:
+        out.append(len(b) << 1)
+    else:
+        write_long(out, len(b))
+    out += b
+    b = o.fanId.encode()
+    if len(b) < 64:
+        out.append(len(b) << 1)
+    else:
+        write_long(out, len(b))
+    out += b
     out.append(_NOTIFICATION_CHANNEL_AVRO_INDEX[o.channel])
     v = o.email
     if v is None:
         out.append(0)
     else:
         out.append(2)
-        write_string(out, v)
+        b = v.encode()
+        if len(b) < 64:
+            out.append(len(b) << 1)
+        else:
+            write_long(out, len(b))
+        out += b
     v = o.phoneNumber
     if v is None:
         out.append(0)
     else:
         out.append(2)
-        write_string(out, v)
-    write_string(out, o.messageBody)
+        b = v.encode()
+        if len(b) < 64:
+            out.append(len(b) << 1)
+        else:
+            write_long(out, len(b))
+        out += b
+    b = o.messageBody.encode()
+    if len(b) < 64:
+        out.append(len(b) << 1)
+    else:
+        write_long(out, len(b))
+    out += b
     out.append(_NOTIFICATION_STATUS_AVRO_INDEX[o.status])
     _write_NotificationDate(o.date, out)
     out.append(1 if o.isDeleted else 0)
-    write_string(out, o.reference)
+    b = o.reference.encode()
+    if len(b) < 64:
+        out.append(len(b) << 1)
+    else:
+        write_long(out, len(b))
+    out += b
     _write_NotificationCdc(o.cdc, out)
 
 

@@ -328,7 +328,12 @@ def _write_SalePriceRange(o: SalePriceRange, out: bytearray) -> None:
         out.append(0)
     else:
         out.append(2)
-        write_string(out, v)
+        b = v.encode()
+        if len(b) < 64:
+            out.append(len(b) << 1)
+        else:
+            write_long(out, len(b))
+        out += b
 
 
 def _write_SaleDate(o: SaleDate, out: bytearray) -> None:
@@ -343,15 +348,40 @@ def _write_SaleDate(o: SaleDate, out: bytearray) -> None:
 def _write_SaleCdc(o: SaleCdc, out: bytearray) -> None:
     out.append(_SALECDC_OPERATION_AVRO_INDEX[o.operation])
     out.append(1 if o.ttlExpired else 0)
-    write_string(out, o.sequenceNumber)
+    b = o.sequenceNumber.encode()
+    if len(b) < 64:
+        out.append(len(b) << 1)
+    else:
+        write_long(out, len(b))
+    out += b
     write_long(out, micros(o.changeTime))
-    write_string(out, o.eventId)
+    b = o.eventId.encode()
+    if len(b) < 64:
+        out.append(len(b) << 1)
+    else:
+        write_long(out, len(b))
+    out += b
 
 
 def avro_write(o: Sale, out: bytearray) -> None:
-    write_string(out, o.id)
-    write_string(out, o.type)
-    write_string(out, o.eventId)
+    b = o.id.encode()
+    if len(b) < 64:
+        out.append(len(b) << 1)
+    else:
+        write_long(out, len(b))
+    out += b
+    b = o.type.encode()
+    if len(b) < 64:
+        out.append(len(b) << 1)
+    else:
+        write_long(out, len(b))
+    out += b
+    b = o.eventId.encode()
+    if len(b) < 64:
+        out.append(len(b) << 1)
+    else:
+        write_long(out, len(b))
+    out += b
     out.append(_SALE_SALETYPE_AVRO_INDEX[o.saleType])
     write_long(out, millis(o.saleStartDateTime))
     v = o.saleEndDateTime
@@ -368,7 +398,12 @@ def avro_write(o: Sale, out: bytearray) -> None:
         _write_SalePriceRange(v, out)
     _write_SaleDate(o.date, out)
     out.append(1 if o.isDeleted else 0)
-    write_string(out, o.reference)
+    b = o.reference.encode()
+    if len(b) < 64:
+        out.append(len(b) << 1)
+    else:
+        write_long(out, len(b))
+    out += b
     _write_SaleCdc(o.cdc, out)
 
 

@@ -326,6 +326,15 @@ def avro_value_lines(t: TypeRef, v: str, optional: bool, cls: str, f: Field, dep
     if optional:  # the union ["null", T]: branch index 0 or 1, zigzag-encoded
         inner = avro_value_lines(t, v, False, cls, f, depth)
         return [f"if {v} is None:", "    out.append(0)", "else:", "    out.append(2)"] + ["    " + x for x in inner]
+    if t.kind is Kind.STRING:  # inlined: a helper call per string costs more than its bytes
+        return [
+            f"b = {v}.encode()",
+            "if len(b) < 64:",
+            "    out.append(len(b) << 1)",
+            "else:",
+            "    write_long(out, len(b))",
+            "out += b",
+        ]
     if t.kind in AVRO_SCALAR_WRITES:
         return [AVRO_SCALAR_WRITES[t.kind].format(v=v)]
     if t.kind is Kind.ENUM:  # the constant holds each symbol's index, zigzag-encoded when it fits a byte
