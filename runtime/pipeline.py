@@ -21,7 +21,7 @@ import orjson
 
 from .config import Settings
 from .encode import CONTENT_TYPES, EXTENSIONS, encode
-from .envelope import StreamRecord
+from .envelope import StreamRecord, release_payload
 from .parse import ArchiveError, Parsed, parse
 from .records import RecordSpec
 from .storage import Storage, StorageError
@@ -201,6 +201,7 @@ def parse_batch(
         for source in sources:
             result = parse(source, registry, record_settings)
             if type(result) is Parsed:
+                release_payload(source)
                 key = (result.spec.type_name, result.partition_date)
                 group = groups.get(key)
                 if group is None:
