@@ -13,6 +13,8 @@ import os
 import time
 from typing import Any
 
+import boto3  # noqa: F401  # at init, like any Lambda; the S3 client itself is made on the first put
+
 from dmd.generated import REGISTRY
 
 from . import logs

@@ -10,7 +10,6 @@ import gc
 import hashlib
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -168,7 +167,9 @@ def _encode_group(
 
 
 @cache
-def _pool() -> ThreadPoolExecutor:
+def _pool() -> Any:
+    from concurrent.futures import ThreadPoolExecutor  # imported on the first parallel puts
+
     return ThreadPoolExecutor(max_workers=MAX_PARALLEL_PUTS, thread_name_prefix="dmd-put")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -75,7 +76,19 @@ class S3Storage:
     def __init__(self, bucket: str, base: str = "", endpoint_url: str | None = None, client: Any = None) -> None:
         self.bucket = bucket
         self.base = base.strip("/")
-        self.client = client or s3_client(endpoint_url)
+        self.endpoint_url = endpoint_url
+        self._client = client
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        """The boto3 client, created on first use (~100-150 ms: botocore loads the S3 model),
+        so importing the Lambda handler stays fast; puts from several threads share one."""
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = s3_client(self.endpoint_url)
+        return self._client
 
     def _key(self, key: str) -> str:
         return f"{self.base}/{key}" if self.base else key
