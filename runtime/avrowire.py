@@ -61,6 +61,25 @@ def write_decimal(out: bytearray, v: Decimal, scale: int) -> None:
     write_bytes(out, n.to_bytes((n.bit_length() + 8) // 8, "big", signed=True))
 
 
+def write_millis(out: bytearray, t: datetime) -> None:
+    """timestamp-millis: a long (zigzag varint), inlined: four or so per record."""
+    n = (t - _EPOCH) // _MS
+    n = (n << 1) ^ (n >> 63)
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+
+
+def write_micros(out: bytearray, t: datetime) -> None:
+    n = (t - _EPOCH) // _US
+    n = (n << 1) ^ (n >> 63)
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+
+
 def millis(t: datetime) -> int:
     return (t - _EPOCH) // _MS
 

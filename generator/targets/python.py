@@ -133,6 +133,10 @@ def decode_lines(f: Field, cls: str) -> tuple[str, ...]:
             assert f.type.record is not None
             child = f"_decode_{f.type.record.class_name}"
             if not f.has_image_fields:
+                added = f.type.record.fields
+                if all(x.type.kind is not Kind.RECORD for x in added):  # built in place: no call
+                    values = ", ".join(added_value(x) for x in added)
+                    return (f"{var} = {f.type.record.class_name}({values})",)
                 return (f"{var} = {child}(_EMPTY, problems, change, settings)",)
             fast_map = (  # inlined happy path: a well-formed {"M": {...}}
                 f"av = {get}",
@@ -304,8 +308,8 @@ AVRO_SCALAR_WRITES: dict[Kind, str] = {
     Kind.BOOLEAN: "out.append(1 if {v} else 0)",
     Kind.INT: "write_long(out, {v})",
     Kind.LONG: "write_long(out, {v})",
-    Kind.TIMESTAMP_MILLIS: "write_long(out, millis({v}))",
-    Kind.TIMESTAMP_MICROS: "write_long(out, micros({v}))",
+    Kind.TIMESTAMP_MILLIS: "write_millis(out, {v})",
+    Kind.TIMESTAMP_MICROS: "write_micros(out, {v})",
     Kind.DATE: "write_long(out, days({v}))",
 }
 
