@@ -282,3 +282,30 @@ def replay(
 
 
 # --- end replay (reliability) -----------------------------------------------------------------------
+
+
+# --- package (issue 6) -------------------------------------------------------------------------------
+# Lambda's limits for a zip package: 50 MB zipped (direct upload), 250 MB unzipped.
+PACKAGE_LIMITS = {"zipped": 50 * 2**20, "unzipped": 250 * 2**20}
+PACKAGE_TARGETS = {"zipped": 50 * 2**20, "unzipped": 150 * 2**20}
+
+
+@main.command()
+@click.option(
+    "--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("dist/lambda.zip"), show_default=True
+)
+@click.option("--python-version", default="", help="Lambda runtime's Python, e.g. 3.11 (default: this interpreter's).")
+def package(out: Path, python_version: str) -> None:
+    """Build the Lambda deployment zip (x86_64 Linux): runtime, generated code, dependencies
+    minus boto3, without what the function never imports."""
+    from .package import build
+
+    result = build(out, python_version or None)
+    mb = {"zipped": result.zipped_bytes / 2**20, "unzipped": result.unzipped_bytes / 2**20}
+    click.echo(
+        f"{result.path}: {mb['zipped']:.1f} MB zipped, {mb['unzipped']:.1f} MB unzipped, {result.files} files "
+        f"(targets <= {PACKAGE_TARGETS['zipped'] >> 20} MB / <= {PACKAGE_TARGETS['unzipped'] >> 20} MB)"
+    )
+    if result.zipped_bytes > PACKAGE_LIMITS["zipped"] or result.unzipped_bytes > PACKAGE_LIMITS["unzipped"]:
+        click.echo("over Lambda's size limits for a zip package", err=True)
+        sys.exit(1)

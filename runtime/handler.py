@@ -13,17 +13,19 @@ import os
 import time
 from typing import Any
 
+import boto3  # noqa: F401  # at init, like any Lambda; the S3 client itself is made on the first put
+
 from dmd.generated import REGISTRY
 
 from . import logs
 from .config import from_environment
 from .envelope import decode_event
-from .pipeline import process_batch, summary
-from .storage import S3Storage, s3_client
+from .pipeline import gc_paused, process_batch, summary
+from .storage import S3Storage
 
 CONFIG = from_environment(os.environ)
 logs.configure(CONFIG.log_level)
-STORAGE = S3Storage(CONFIG.bucket, client=s3_client(CONFIG.endpoint_url, CONFIG.s3_policy))
+STORAGE = S3Storage(CONFIG.bucket, endpoint_url=CONFIG.endpoint_url, policy=CONFIG.s3_policy)
 
 
 class UnreportableFailure(RuntimeError):
@@ -32,8 +34,9 @@ class UnreportableFailure(RuntimeError):
 
 def handler(event: Any, context: Any = None) -> dict[str, list[dict[str, str]]]:
     started = time.perf_counter()
-    sources = decode_event(event)
-    result = process_batch(sources, registry=REGISTRY, settings=CONFIG.settings, storage=STORAGE)
+    with gc_paused():
+        sources = decode_event(event)
+        result = process_batch(sources, registry=REGISTRY, settings=CONFIG.settings, storage=STORAGE)
     failures = result.failed_sequence_numbers()
     fields = summary(result) | {"duration_ms": round((time.perf_counter() - started) * 1000, 1)}
     logs.event(

@@ -18,9 +18,11 @@ from .records import OPERATIONS, Change, DecodeError, RecordSpec
 # Streams records are in seconds.
 _PRECISION = {"MILLISECOND": "milliseconds", "MICROSECOND": "microseconds"}
 _TTL_PRINCIPAL = "dynamodb.amazonaws.com"
+_ONE_MS = timedelta(milliseconds=1)
+_MAX_MS = 253_402_300_800_000 - 1  # 10000-01-01 in ms since the epoch: beyond datetime's range
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built once per record on the hot path; treat as read-only
 class Parsed:
     spec: RecordSpec
     record: Any
@@ -47,6 +49,8 @@ def change_time(ddb: Mapping[str, Any], source: str) -> datetime | str:
         if not unit:
             return f"dynamodb.ApproximateCreationDateTimePrecision: {precision!r} is not MILLISECOND or MICROSECOND"
     try:
+        if unit == "milliseconds":
+            return EPOCH + timedelta(milliseconds=value)
         return EPOCH + timedelta(**{unit: value})
     except (OverflowError, ValueError):
         return f"dynamodb.ApproximateCreationDateTime: {value!r} {unit} is out of range"
@@ -85,9 +89,18 @@ def parse(
             f"dynamodb.{image_name}.type: {shown} is not a registered record type ({', '.join(sorted(registry))})",
             (source,),
         )
-    when = change_time(ddb, source.source)
-    if type(when) is str:
-        return ArchiveError(when, (source,))
+    value = ddb.get("ApproximateCreationDateTime")
+    if (  # fast path: Kinesis milliseconds within datetime's range
+        type(value) is int
+        and 0 <= value < _MAX_MS
+        and source.source == "kinesis"
+        and ddb.get("ApproximateCreationDateTimePrecision", "MILLISECOND") == "MILLISECOND"
+    ):
+        when = EPOCH + _ONE_MS * value
+    else:
+        when = change_time(ddb, source.source)
+        if type(when) is str:
+            return ArchiveError(when, (source,))
     user = doc.get("userIdentity")
     ttl = type(user) is dict and user.get("type") == "Service" and user.get("principalId") == _TTL_PRINCIPAL
     event_id = doc.get("eventID")

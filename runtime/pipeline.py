@@ -6,12 +6,12 @@ Every input record ends in exactly one place: a data container, an error documen
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
-import uuid
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cache
@@ -21,7 +21,7 @@ import orjson
 
 from .config import Settings
 from .encode import CONTENT_TYPES, EXTENSIONS, encode
-from .envelope import StreamRecord
+from .envelope import StreamRecord, release_payload
 from .parse import ArchiveError, Parsed, parse
 from .records import RecordSpec
 from .storage import Storage, StorageError
@@ -86,14 +86,15 @@ class _Put:
 
 
 def stamp(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%d-%H-%M-%S")
+    t = when.astimezone(UTC)  # an f-string: strftime costs ~10x more, once per object
+    return f"{t.year:04d}-{t.month:02d}-{t.day:02d}-{t.hour:02d}-{t.minute:02d}-{t.second:02d}"
 
 
 def object_id(*parts: str) -> str:
     """A uuid-shaped id derived from what an object holds, so a retried batch rewrites the
-    same keys instead of adding duplicates."""
-    digest = hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).digest()
-    return str(uuid.UUID(bytes=digest[:16]))
+    same keys instead of adding duplicates (the same text as str(uuid.UUID(bytes=...)))."""
+    h = hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
 
 def _seq_key(s: StreamRecord) -> tuple[int, str]:
@@ -174,8 +175,52 @@ def _encode_group(
 
 
 @cache
-def _pool() -> ThreadPoolExecutor:
+def _pool() -> Any:
+    from concurrent.futures import ThreadPoolExecutor  # imported on the first parallel puts
+
     return ThreadPoolExecutor(max_workers=MAX_PARALLEL_PUTS, thread_name_prefix="dmd-put")
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while a batch is processed.
+
+    A batch allocates tens of thousands of short-lived, acyclic objects (parsed JSON, records),
+    which reference counting frees; meanwhile the collector would traverse everything the batch
+    holds again and again (~20% of the parse time of a 10,000-record batch).
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def parse_batch(
+    sources: Sequence[StreamRecord], *, registry: Mapping[str, RecordSpec], settings: Settings
+) -> tuple[dict[tuple[str, date], list[Parsed]], list[ArchiveError]]:
+    """Parse every record; the good ones grouped by (type, partition date), in stream order."""
+    groups: dict[tuple[str, date], list[Parsed]] = {}
+    errors: list[ArchiveError] = []
+    record_settings = settings.record_settings
+    registry = dict(registry)  # a plain dict: .get() on the registry's MappingProxy is slower
+    with gc_paused():
+        for source in sources:
+            result = parse(source, registry, record_settings)
+            if type(result) is Parsed:
+                release_payload(source)
+                key = (result.spec.type_name, result.partition_date)
+                group = groups.get(key)
+                if group is None:
+                    groups[key] = [result]
+                else:
+                    group.append(result)
+            else:
+                errors.append(result)  # type: ignore[arg-type]
+    return groups, errors
 
 
 def process_batch(
@@ -186,16 +231,18 @@ def process_batch(
     storage: Storage,
     now: datetime | None = None,
 ) -> BatchResult:
-    now = now or datetime.now(UTC)
-    groups: dict[tuple[str, date], list[Parsed]] = {}
-    errors: list[ArchiveError] = []
-    for source in sources:
-        result = parse(source, registry, settings.record_settings)
-        if type(result) is Parsed:
-            groups.setdefault((result.spec.type_name, result.partition_date), []).append(result)
-        else:
-            errors.append(result)  # type: ignore[arg-type]
+    with gc_paused():
+        return _process_batch(sources, registry, settings, storage, now or datetime.now(UTC))
 
+
+def _process_batch(
+    sources: Sequence[StreamRecord],
+    registry: Mapping[str, RecordSpec],
+    settings: Settings,
+    storage: Storage,
+    now: datetime,
+) -> BatchResult:
+    groups, errors = parse_batch(sources, registry=registry, settings=settings)
     puts: list[_Put] = []
     for (type_name, day), items in groups.items():
         body, good, bad = _encode_group(settings, items[0].spec, items)
@@ -212,9 +259,12 @@ def process_batch(
             key = error_key(settings, error.sources, occurrences[key])
         puts.append(_Put(key, error_document(error, now), "application/json", error.sources))
 
+    # Puts to S3 wait on the network: run them in parallel. A store that answers at once says
+    # so (`max_parallel_puts = 1`), and skips the thread hand-offs.
+    parallel = getattr(storage, "max_parallel_puts", MAX_PARALLEL_PUTS) > 1
     outcomes = (
         list(_pool().map(lambda p: _deliver(storage, p), puts))
-        if len(puts) > 1
+        if parallel and len(puts) > 1
         else [_deliver(storage, p) for p in puts]
     )
     data = tuple(o for o in outcomes if isinstance(o, Delivered) and o.type_name)

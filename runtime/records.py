@@ -18,7 +18,7 @@ REDACTED = "[redacted]"
 OPERATIONS = ("INSERT", "MODIFY", "REMOVE")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built once per record on the hot path; treat as read-only
 class Change:
     """What the stream says about one change, besides the item image."""
 
@@ -75,3 +75,5 @@ class RecordSpec:
     arrow_schema: Callable[[], pa.Schema]
     avro_schema: Mapping[str, Any]
     fields: tuple[FieldInfo, ...]
+    # avro_write(record, out) appends the record's Avro binary datum to `out`
+    avro_write: Callable[[Any, bytearray], None] | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,10 +74,30 @@ class LocalStorage:
 class S3Storage:
     """An S3 bucket through boto3, with the standard, bounded retry policy."""
 
-    def __init__(self, bucket: str, base: str = "", endpoint_url: str | None = None, client: Any = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        base: str = "",
+        endpoint_url: str | None = None,
+        client: Any = None,
+        policy: S3Policy | None = None,
+    ) -> None:
         self.bucket = bucket
         self.base = base.strip("/")
-        self.client = client or s3_client(endpoint_url)
+        self.endpoint_url = endpoint_url
+        self.policy = policy
+        self._client = client
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        """The boto3 client, created on first use (~100-150 ms: botocore loads the S3 model),
+        so importing the Lambda handler stays fast; puts from several threads share one."""
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = s3_client(self.endpoint_url, self.policy)
+        return self._client
 
     def _key(self, key: str) -> str:
         return f"{self.base}/{key}" if self.base else key
@@ -147,5 +168,5 @@ def open_storage(location: str, endpoint_url: str | None = None, policy: S3Polic
     """`s3://bucket[/base]` or a local directory path."""
     if location.startswith("s3://"):
         bucket, _, base = location[5:].partition("/")
-        return S3Storage(bucket, base, client=s3_client(endpoint_url, policy))
+        return S3Storage(bucket, base, endpoint_url, policy=policy)
     return LocalStorage(Path(location))

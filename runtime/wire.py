@@ -21,6 +21,8 @@ _NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\Z")
 # re.ASCII: \d would otherwise accept any Unicode digit ("２０２４-…").
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})\Z", re.ASCII)
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z", re.ASCII)
+_MILLIS_Z = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z\Z", re.ASCII)
+_QUANTUM = tuple(Decimal(1).scaleb(-s) for s in range(39))
 _TAGS = frozenset({"S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"})
 # Long strings are cut in messages: they name the field and the reason, they don't echo data.
 _SHOW = 40
@@ -105,7 +107,27 @@ def integer(av: Any, path: str, problems: list[str], required: bool, lo: int, hi
     return n
 
 
+def _decimal_pattern(precision: int, scale: int) -> re.Pattern[str] | None:
+    """Plain decimal strings that surely fit decimal(precision, scale); None when the default
+    context (28 digits) could not quantize them exactly."""
+    if precision > 28:
+        return None
+    fraction = rf"(?:\.\d{{1,{scale}}})?" if scale else ""
+    whole = rf"\d{{1,{precision - scale}}}" if precision > scale else "0"
+    return re.compile(rf"-?{whole}{fraction}\Z", re.ASCII)
+
+
+_DECIMAL_FAST: dict[tuple[int, int], re.Pattern[str] | None] = {}
+
+
 def decimal(av: Any, path: str, problems: list[str], required: bool, precision: int, scale: int) -> Decimal | None:
+    # Fast path: a plain number string within the type's digits quantizes exactly.
+    if type(av) is dict and len(av) == 1 and type(v := av.get("N")) is str:
+        key = (precision, scale)
+        pattern = _DECIMAL_FAST[key] if key in _DECIMAL_FAST else _DECIMAL_FAST.setdefault(key, _decimal_pattern(*key))
+        if pattern is not None and pattern.match(v):
+            q = Decimal(v).quantize(_QUANTUM[scale] if scale < len(_QUANTUM) else Decimal(1).scaleb(-scale))
+            return q if q else q.copy_abs()  # "-0" is zero: no negative zero in the archive
     d = _number(av, path, problems, required)
     if d is None:
         return None
@@ -126,6 +148,12 @@ def decimal(av: Any, path: str, problems: list[str], required: bool, precision: 
 
 def timestamp(av: Any, path: str, problems: list[str], required: bool, digits: int) -> datetime | None:
     """An ISO-8601 timestamp with a UTC offset, kept exactly at `digits` fraction digits (3 or 6)."""
+    # Fast path: what DynamoDB items almost always hold, `2024-01-15T18:30:00.000Z`.
+    if type(av) is dict and len(av) == 1 and type(v := av.get("S")) is str and _MILLIS_Z.match(v):
+        try:
+            return datetime.fromisoformat(v)  # "Z" -> datetime.UTC
+        except ValueError:
+            pass  # e.g. February 30th: the slow path names the problem
     v = string(av, path, problems, required)
     if v is None:
         return None
@@ -156,6 +184,11 @@ def truncate(moment: datetime, digits: int) -> datetime:
 
 
 def calendar_date(av: Any, path: str, problems: list[str], required: bool) -> date | None:
+    if type(av) is dict and len(av) == 1 and type(v := av.get("S")) is str and _DATE.match(v):
+        try:
+            return date.fromisoformat(v)
+        except ValueError:
+            pass
     v = string(av, path, problems, required)
     if v is None:
         return None
@@ -182,6 +215,17 @@ Item = Callable[[Any, str, list[str], bool], Any]
 
 def items(av: Any, path: str, problems: list[str], required: bool, tag: str, item: Item) -> list[Any] | None:
     """A list (`L` of AttributeValues) or a string set (`SS` of plain strings)."""
+    if type(av) is dict and len(av) == 1 and type(v := av.get(tag)) is list:
+        if tag == "SS":  # fast path: distinct JSON strings
+            if all(type(s) is str for s in v) and len(set(v)) == len(v):
+                return v
+        elif item is string:  # fast path: every element a well-formed {"S": "..."}
+            try:
+                out = [x["S"] for x in v if len(x) == 1]
+            except (TypeError, KeyError):
+                out = None
+            if out is not None and len(out) == len(v) and all(type(s) is str for s in out):
+                return out
     v = _unwrap(av, tag, path, problems, required)
     if v is None:
         return None

@@ -135,15 +135,27 @@ def decode_lines(f: Field, cls: str) -> tuple[str, ...]:
             assert f.type.record is not None
             child = f"_decode_{f.type.record.class_name}"
             if not f.has_image_fields:
+                added = f.type.record.fields
+                if all(x.type.kind is not Kind.RECORD for x in added):  # built in place: no call
+                    values = ", ".join(added_value(x) for x in added)
+                    return (f"{var} = {f.type.record.class_name}({values})",)
                 return (f"{var} = {child}(_EMPTY, problems, change, settings)",)
+            fast_map = (  # inlined happy path: a well-formed {"M": {...}}
+                f"av = {get}",
+                'if type(av) is dict and type(m := av.get("M")) is dict and len(av) == 1:',
+                f"    {var} = {child}(m, problems, change, settings)",
+                "else:",
+            )
             if f.optional or f.wire_required:
                 return (
-                    f"m = w.mapping({get}, {path}, problems, {req})",
-                    f"{var} = None if m is None else {child}(m, problems, change, settings)",
+                    *fast_map,
+                    f"    m = w.mapping(av, {path}, problems, {req})",
+                    f"    {var} = None if m is None else {child}(m, problems, change, settings)",
                 )
             return (  # present in every archived record, even when the image has no such map
-                f"m = w.mapping({get}, {path}, problems, False)",
-                f"{var} = {child}(_EMPTY if m is None else m, problems, change, settings)",
+                *fast_map,
+                f"    m = w.mapping(av, {path}, problems, False)",
+                f"    {var} = {child}(_EMPTY if m is None else m, problems, change, settings)",
             )
     raise ValueError(f"no decoder for {kind}")
 
@@ -315,6 +327,8 @@ def render_record_type(rt: RecordType) -> str:
         fields=[field_info(f) for f in rt.walk()],
         avro_schema=pprint.pformat(record_avro(rt), indent=1, width=100, sort_dicts=False),
         arrow_fields=[arrow_field(f) for f in rt.root.fields],
+        avro_writers=[avro_writer_view(r, r is rt.root) for r in rt.records()],
+        avro_enums=avro_enum_constants(rt),
     )
 
 
@@ -323,4 +337,90 @@ def render_python(model: Model) -> dict[str, str]:
     out["python/__init__.py"] = render(
         REGISTRY_TEMPLATE, header=header("#", model.types, [REGISTRY_TEMPLATE]), types=model.types
     )
+    return out
+
+
+# --- Avro binary writers ---------------------------------------------------------------------------
+# Each record class gets `_write_<Class>(o, out)` appending its Avro datum to a bytearray
+# (runtime/avrowire.py holds the helpers and the container).
+
+AVRO_SCALAR_WRITES: dict[Kind, str] = {
+    Kind.STRING: "write_string(out, {v})",
+    Kind.BOOLEAN: "out.append(1 if {v} else 0)",
+    Kind.INT: "write_long(out, {v})",
+    Kind.LONG: "write_long(out, {v})",
+    Kind.TIMESTAMP_MILLIS: "write_millis(out, {v})",
+    Kind.TIMESTAMP_MICROS: "write_micros(out, {v})",
+    Kind.DATE: "write_long(out, days({v}))",
+}
+
+
+@dataclass(frozen=True)
+class AvroWriterView:
+    name: str
+    cls: str
+    lines: tuple[str, ...]
+
+
+def enum_index_const(cls: str, f: Field) -> str:
+    return symbols_const(cls, f).replace("_SYMBOLS", "_AVRO_INDEX")
+
+
+def avro_value_lines(t: TypeRef, v: str, optional: bool, cls: str, f: Field, depth: int = 0) -> list[str]:
+    """Lines appending the Avro datum of expression `v` (a local name) of type `t` to `out`."""
+    if optional:  # the union ["null", T]: branch index 0 or 1, zigzag-encoded
+        inner = avro_value_lines(t, v, False, cls, f, depth)
+        return [f"if {v} is None:", "    out.append(0)", "else:", "    out.append(2)"] + ["    " + x for x in inner]
+    if t.kind is Kind.STRING:  # inlined: a helper call per string costs more than its bytes
+        return [
+            f"b = {v}.encode()",
+            "if len(b) < 64:",
+            "    out.append(len(b) << 1)",
+            "else:",
+            "    write_long(out, len(b))",
+            "out += b",
+        ]
+    if t.kind in AVRO_SCALAR_WRITES:
+        return [AVRO_SCALAR_WRITES[t.kind].format(v=v)]
+    if t.kind is Kind.ENUM:  # the constant holds each symbol's index, zigzag-encoded when it fits a byte
+        if len(t.symbols) <= 63:
+            return [f"out.append({enum_index_const(cls, f)}[{v}])"]
+        return [f"write_long(out, {enum_index_const(cls, f)}[{v}])"]
+    if t.kind is Kind.DECIMAL:
+        return [f"write_decimal(out, {v}, {t.scale})"]
+    if t.kind is Kind.RECORD:
+        assert t.record is not None
+        return [f"_write_{t.record.class_name}({v}, out)"]
+    if t.kind is Kind.ARRAY:
+        assert t.items is not None
+        x = f"x{depth}"
+        item = avro_value_lines(t.items, x, False, cls, f, depth + 1)
+        return (
+            [f"if {v}:", f"    write_long(out, len({v}))", f"    for {x} in {v}:"]
+            + ["        " + line for line in item]
+            + ["out.append(0)"]
+        )
+    raise ValueError(f"no Avro writer for {t.kind}")
+
+
+def avro_writer_view(record: Record, root: bool) -> AvroWriterView:
+    lines: list[str] = []
+    for f in record.fields:
+        if f.optional or f.type.kind is Kind.ARRAY:  # read more than once: a local
+            lines.append(f"v = o.{f.name}")
+            lines += avro_value_lines(f.type, "v", f.optional, record.class_name, f)
+        else:
+            lines += avro_value_lines(f.type, f"o.{f.name}", False, record.class_name, f)
+    name = "avro_write" if root else f"_write_{record.class_name}"
+    return AvroWriterView(name, record.class_name, tuple(lines))
+
+
+def avro_enum_constants(rt: RecordType) -> list[tuple[str, str]]:
+    out = []
+    for record in rt.records():
+        for f in record.fields:
+            t = f.type.items if f.type.kind is Kind.ARRAY else f.type
+            if t is not None and t.kind is Kind.ENUM:
+                index = {s: 2 * i if len(t.symbols) <= 63 else i for i, s in enumerate(t.symbols)}
+                out.append((enum_index_const(record.class_name, f), repr(index)))
     return out

@@ -1,0 +1,172 @@
+"""`dmd package`: the Lambda deployment zip (Python runtime, x86_64 Linux).
+
+It holds the runtime and the generated record code under `dmd/`, and the runtime's
+dependencies as manylinux wheels for the target Python, installed with pip. It leaves out what
+the function never imports: boto3/botocore (Lambda provides them), the generator, templates,
+jinja2, jsonschema, click and duckdb, the CLI, tests, C/C++ headers and Cython sources, and the
+Arrow components the runtime does not use (Flight, the S3/GCS/Azure/HDFS filesystems, ORC,
+Substrait's Python bindings, Parquet encryption, C++ test modules). The libraries that every
+pyarrow extension links against stay, since the dynamic loader needs them.
+
+Python files are compiled to `.pyc` (unchecked-hash, so valid whatever the file times): Lambda's
+/var/task is read-only, so without them every cold start would compile pyarrow's modules again.
+"""
+
+from __future__ import annotations
+
+import compileall
+import fnmatch
+import os
+import py_compile
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+DISTRIBUTION = "dmd-pipeline"
+# Lambda provides boto3; the rest serve the generator, the CLI or local queries only.
+NOT_DEPLOYED = frozenset({"boto3", "botocore", "click", "jinja2", "jsonschema", "duckdb"})
+# pyarrow 15+ publishes manylinux_2_28 wheels; Lambda's Python 3.11+ runtimes (Amazon Linux
+# 2023, glibc 2.34) load both.
+PLATFORMS = ("manylinux_2_28_x86_64", "manylinux2014_x86_64")
+# Modules of dmd.runtime that only the CLI uses.
+CLI_ONLY = frozenset({"cli.py", "package.py", "sample.py", "replay.py"})
+
+# Paths (relative to the package root, fnmatch patterns) the function never loads.
+PRUNE = (
+    "bin/*",
+    "*/__pycache__/*",
+    "*/tests/*",
+    "*/include/*",
+    "*/includes/*",
+    "pyarrow/src/*",
+    "*.pyx",
+    "*.pxd",
+    "*.pxi",
+    "*.h",
+    "*.hpp",
+    "*.cc",
+    "*.cpp",
+    "pyarrow/_flight.*",
+    "pyarrow/flight.py",
+    "pyarrow/libarrow_flight.so*",
+    "pyarrow/libarrow_python_flight.so*",
+    "pyarrow/_s3fs.*",
+    "pyarrow/_gcsfs.*",
+    "pyarrow/_azurefs.*",
+    "pyarrow/_hdfs.*",
+    "pyarrow/libarrow_s3.so*",
+    "pyarrow/_orc.*",
+    "pyarrow/_dataset_orc.*",
+    "pyarrow/orc.py",
+    "pyarrow/_substrait.*",
+    "pyarrow/substrait.py",
+    "pyarrow/_parquet_encryption.*",
+    "pyarrow/_dataset_parquet_encryption.*",
+    "pyarrow/parquet/encryption.py",
+    "pyarrow/libarrow_python_parquet_encryption.so*",
+    "pyarrow/_pyarrow_cpp_tests.*",
+    "pyarrow/_cuda.*",
+    "pyarrow/cuda.py",
+    "pyarrow/_gandiva.*",
+    "pyarrow/gandiva.py",
+    "pyarrow/libgandiva.so*",
+    "pyarrow/benchmark.py",
+    # The extensions link libarrow_python.so.<N> (the SONAME); the wheel also carries two
+    # copies under other names (symlinks before packaging).
+    "pyarrow/libarrow_python.so",
+    "pyarrow/libarrow_python.so.*.*",
+    "*.dist-info/RECORD",
+)
+
+
+@dataclass(frozen=True)
+class PackageResult:
+    path: Path
+    zipped_bytes: int
+    unzipped_bytes: int
+    files: int
+
+
+def requirements() -> list[str]:
+    """The runtime's requirement strings (with markers), from the installed distribution."""
+    out = []
+    for req in metadata.requires(DISTRIBUTION) or []:
+        if "extra ==" in req:
+            continue
+        name = req.split(";")[0].strip()
+        for sep in "<>=!~[ ":
+            name = name.split(sep)[0]
+        if name.lower().replace("_", "-") not in NOT_DEPLOYED:
+            out.append(req)
+    return out
+
+
+def pip_install(target: Path, python_version: str, reqs: list[str]) -> None:
+    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "--target", str(target)]
+    for p in PLATFORMS:
+        cmd += ["--platform", p]
+    cmd += ["--python-version", python_version, "--implementation", "cp", "--only-binary=:all:", *reqs]
+    subprocess.run(cmd, check=True)
+
+
+def copy_dmd(target: Path) -> None:
+    import dmd.generated
+    import dmd.runtime
+
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    runtime = target / "dmd" / "runtime"
+    shutil.copytree(Path(dmd.runtime.__file__).parent, runtime, ignore=ignore)
+    for name in CLI_ONLY:
+        (runtime / name).unlink(missing_ok=True)
+    shutil.copytree(Path(dmd.generated.__file__).parent, target / "dmd" / "generated", ignore=ignore)
+
+
+def prune(root: Path) -> None:
+    for path in sorted(root.rglob("*"), reverse=True):  # children before their folders
+        rel = path.relative_to(root).as_posix()
+        if path.is_file() or path.is_symlink():
+            if any(fnmatch.fnmatch(rel, pattern) for pattern in PRUNE):
+                path.unlink()
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+
+
+def write_zip(root: Path, out: Path) -> PackageResult:
+    """A reproducible zip: sorted entries, fixed times, no folders entries."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    unzipped = files = 0
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            rel = path.relative_to(root).as_posix()
+            info = zipfile.ZipInfo(rel, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = (0o755 if ".so" in path.name else 0o644) << 16
+            data = path.read_bytes()
+            z.writestr(info, data, compresslevel=9)
+            unzipped += len(data)
+            files += 1
+    os.replace(tmp, out)
+    return PackageResult(out, out.stat().st_size, unzipped, files)
+
+
+def build(out: Path, python_version: str | None = None) -> PackageResult:
+    python_version = python_version or f"{sys.version_info.major}.{sys.version_info.minor}"
+    with tempfile.TemporaryDirectory(prefix="dmd-package-") as tmp:
+        root = Path(tmp) / "package"
+        pip_install(root, python_version, requirements())
+        copy_dmd(root)
+        prune(root)
+        if python_version == f"{sys.version_info.major}.{sys.version_info.minor}":
+            compileall.compile_dir(
+                root,
+                quiet=2,
+                legacy=False,
+                invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+            )
+        return write_zip(root, out)
