@@ -76,9 +76,9 @@ def kinesis_records(n: int, seed: int) -> tuple[list[dict[str, Any]], str]:
     if cache.exists():
         return orjson.loads(cache.read_bytes()), f"dmd sample (cached in {cache})"
     try:
-        records = [r for event in sample.sample_events(n, seed, batch_size=10_000) for r in event["Records"]]
+        records = [r for event in sample.Sampler(n, seed, batch_size=10_000).events() for r in event["Records"]]
     except (AttributeError, TypeError) as e:  # an API this benchmark does not know
-        return _synthetic_records(n, seed), f"synthetic (dmd.runtime.sample.sample_events failed: {e})"
+        return _synthetic_records(n, seed), f"synthetic (dmd.runtime.sample.Sampler failed: {e})"
     tmp = cache.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_bytes(orjson.dumps(records))
     tmp.replace(cache)
