@@ -3,12 +3,17 @@ loads jinja2 and `dmd generate` never loads boto3."""
 
 from __future__ import annotations
 
+import functools
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import click
+
+from .config import Settings
+from .storage import Storage
 
 if TYPE_CHECKING:
     from .pipeline import BatchResult
@@ -64,43 +69,73 @@ def generate(schema_dir: Path, out_dir: Path, check_only: bool) -> None:
 # --- run ------------------------------------------------------------------------------------------
 
 
+_LAKE_OPTIONS = (
+    click.option("--lake", default="lake", show_default=True, help="Local directory, or s3://bucket[/base]."),
+    click.option("--format", "fmt", type=click.Choice(["parquet", "avro"]), default="parquet", show_default=True),
+    click.option("--codec", default="", help="Avro: deflate|null|snappy|zstandard; Parquet: snappy|zstd|none."),
+    click.option("--prefix", default="archive", show_default=True, help="Key prefix of data containers."),
+    click.option("--errors-prefix", default="errors", show_default=True, help="Key prefix of error documents."),
+    click.option("--source-system-id", default="demand-capture", show_default=True, help="Value of `system`."),
+    click.option(
+        "--s3-endpoint", envvar="DMD_S3_ENDPOINT", default=None, help="S3 endpoint URL (e.g. a local server)."
+    ),
+    click.option("--log-level", default="WARNING", show_default=True, help="JSON logs on stderr at this level."),
+)
+
+
+@dataclass(frozen=True)
+class Lake:
+    """Where and how records are archived, from the options `run` and `replay` share."""
+
+    location: str
+    settings: Settings
+    storage: Storage
+    s3_endpoint: str | None
+
+
+def lake_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Add the lake options to a command and hand it one `lake: Lake` instead."""
+
+    @functools.wraps(command)
+    def with_lake(
+        *args: Any,
+        lake: str,
+        fmt: str,
+        codec: str,
+        prefix: str,
+        errors_prefix: str,
+        source_system_id: str,
+        s3_endpoint: str | None,
+        log_level: str,
+        **kwargs: Any,
+    ) -> None:
+        from . import logs
+        from .config import ConfigError
+        from .storage import open_storage
+
+        try:
+            settings = Settings(fmt, codec, prefix, errors_prefix, source_system_id)
+        except ConfigError as e:
+            raise click.UsageError(str(e)) from None
+        logs.configure(log_level.upper(), sys.stderr)
+        command(*args, lake=Lake(lake, settings, open_storage(lake, s3_endpoint), s3_endpoint), **kwargs)
+
+    for option in reversed(_LAKE_OPTIONS):
+        with_lake = option(with_lake)
+    return with_lake
+
+
 @main.command()
 @click.argument("inputs", nargs=-1, type=click.Path(allow_dash=True, dir_okay=False))
-@click.option("--lake", default="lake", show_default=True, help="Local directory, or s3://bucket[/base].")
-@click.option("--format", "fmt", type=click.Choice(["parquet", "avro"]), default="parquet", show_default=True)
-@click.option("--codec", default="", help="Avro: deflate|null|snappy|zstandard; Parquet: snappy|zstd|none.")
-@click.option("--prefix", default="archive", show_default=True, help="Key prefix of data containers.")
-@click.option("--errors-prefix", default="errors", show_default=True, help="Key prefix of error documents.")
-@click.option("--source-system-id", default="demand-capture", show_default=True, help="Value of `system`.")
-@click.option("--s3-endpoint", envvar="DMD_S3_ENDPOINT", default=None, help="S3 endpoint URL (e.g. a local server).")
-@click.option("--log-level", default="WARNING", show_default=True, help="JSON logs on stderr at this level.")
-def run(
-    inputs: tuple[str, ...],
-    lake: str,
-    fmt: str,
-    codec: str,
-    prefix: str,
-    errors_prefix: str,
-    source_system_id: str,
-    s3_endpoint: str | None,
-    log_level: str,
-) -> None:
+@lake_options
+def run(inputs: tuple[str, ...], lake: Lake) -> None:
     """Archive JSON-lines files of Lambda events (Kinesis or DynamoDB Streams), batch by batch,
     as the Lambda function would. INPUTS default to stdin ("-")."""
     from dmd.generated import REGISTRY
 
-    from . import logs
-    from .config import ConfigError, Settings
     from .envelope import read_lines
     from .pipeline import process_batch
-    from .storage import open_storage
 
-    try:
-        settings = Settings(fmt, codec, prefix, errors_prefix, source_system_id)
-    except ConfigError as e:
-        raise click.UsageError(str(e)) from None
-    logs.configure(log_level.upper(), sys.stderr)
-    storage = open_storage(lake, s3_endpoint)
     totals = RunTotals()
     for name in inputs or ("-",):
         with click.open_file(name, "rb") as f:
@@ -108,8 +143,8 @@ def run(
             show = sys.stderr.isatty() and size > 0
             with click.progressbar(length=size, label=name, file=sys.stderr, hidden=not show) as bar:
                 for batch in read_lines(_counting(f, bar), name):
-                    totals.add(process_batch(batch, registry=REGISTRY, settings=settings, storage=storage))
-    click.echo(totals.report(lake))
+                    totals.add(process_batch(batch, registry=REGISTRY, settings=lake.settings, storage=lake.storage))
+    click.echo(totals.report(lake.location))
     if totals.failed:
         sys.exit(1)
 
@@ -227,25 +262,8 @@ def query(sql: str, lake: Path, prefix: str, max_rows: int) -> None:
 
 @main.command()
 @click.argument("source")
-@click.option("--lake", default="lake", show_default=True, help="Local directory, or s3://bucket[/base].")
-@click.option("--format", "fmt", type=click.Choice(["parquet", "avro"]), default="parquet", show_default=True)
-@click.option("--codec", default="", help="Avro: deflate|null|snappy|zstandard; Parquet: snappy|zstd|none.")
-@click.option("--prefix", default="archive", show_default=True, help="Key prefix of data containers.")
-@click.option("--errors-prefix", default="errors", show_default=True, help="Key prefix of error documents.")
-@click.option("--source-system-id", default="demand-capture", show_default=True, help="Value of `system`.")
-@click.option("--s3-endpoint", envvar="DMD_S3_ENDPOINT", default=None, help="S3 endpoint URL (e.g. a local server).")
-@click.option("--log-level", default="WARNING", show_default=True, help="JSON logs on stderr at this level.")
-def replay(
-    source: str,
-    lake: str,
-    fmt: str,
-    codec: str,
-    prefix: str,
-    errors_prefix: str,
-    source_system_id: str,
-    s3_endpoint: str | None,
-    log_level: str,
-) -> None:
+@lake_options
+def replay(source: str, lake: Lake) -> None:
     """Re-drive the error documents under SOURCE (a directory, one document, or an
     s3://bucket/prefix; usually the lake's error prefix, e.g. lake/errors) through the current
     schemas. Records that now parse are archived in the lake; the rest go to error documents
@@ -254,19 +272,11 @@ def replay(
     from dmd.generated import REGISTRY
 
     from . import logs
-    from .config import ConfigError, Settings
     from .replay import locate
     from .replay import replay as run_replay
-    from .storage import open_storage
 
-    try:
-        settings = Settings(fmt, codec, prefix, errors_prefix, source_system_id)
-    except ConfigError as e:
-        raise click.UsageError(str(e)) from None
-    logs.configure(log_level.upper(), sys.stderr)
-    lake_storage = open_storage(lake, s3_endpoint)
-    where = locate(source, lake, lake_storage, s3_endpoint, None)
-    report = run_replay(where, lake_storage=lake_storage, registry=REGISTRY, settings=settings)
+    where = locate(source, lake.location, lake.storage, lake.s3_endpoint, None)
+    report = run_replay(where, lake_storage=lake.storage, registry=REGISTRY, settings=lake.settings)
     logs.event(
         "replay finished",
         documents=len(report.documents),
@@ -276,7 +286,7 @@ def replay(
         not_stored=report.not_stored,
         moved=report.moved,
     )
-    click.echo(report.text(lake))
+    click.echo(report.text(lake.location))
     if report.not_stored or any(d.note.startswith("not replayed") for d in report.documents):
         sys.exit(1)
 
