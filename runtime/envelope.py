@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import orjson
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -32,12 +33,17 @@ class StreamRecord:
     source: str  # "kinesis" | "dynamodb" | "line" (an unreadable line of a local events file)
     shard: str
     sequence_number: str  # Lambda's itemIdentifier for batchItemFailures
-    arrival: datetime  # when the stream received it (aware, UTC); names the objects it lands in
+    arrived: float  # when the stream received it, seconds since the epoch (0: unknown); names objects
     payload: bytes | None = None  # kinesis: the decoded `data`; None when it was not valid base64
     raw: str = ""  # kinesis: `data` as received; line: the line (base64 if not UTF-8)
     raw_encoding: str = "kinesis-data"  # how `raw` is kept: "kinesis-data", "text" or "base64"
     document: Mapping[str, Any] | None = None  # dynamodb: the change record, already parsed
     problem: str = ""  # why the record could not even be read (e.g. invalid base64)
+
+    @property
+    def arrival(self) -> datetime:
+        """`arrived` as an aware UTC datetime (made on demand: a batch needs only its earliest)."""
+        return datetime.fromtimestamp(self.arrived, UTC)
 
     def original(self) -> tuple[str, str]:
         """(text, encoding) to keep in an error document, byte for byte.
@@ -83,13 +89,30 @@ def release_payload(record: StreamRecord) -> None:
         record.payload = None
 
 
-def _arrival(seconds: Any) -> datetime:
-    if type(seconds) is float or type(seconds) is int:
-        try:
-            return datetime.fromtimestamp(seconds, UTC)
-        except (OverflowError, ValueError, OSError):
-            pass
-    return EPOCH  # unknown: sorts first; only used to name objects
+def _base64(data: str) -> bytes | None:
+    """`data` decoded, or None when it is not valid base64.
+
+    msgspec's decoder is 3x faster than binascii's strict mode and accepts a subset of it (no
+    surplus padding) with the same bytes (a test holds them to that); binascii decides the rest.
+    """
+    try:
+        return msgspec.convert(data, bytes)
+    except msgspec.ValidationError:
+        pass
+    try:
+        return binascii.a2b_base64(data, strict_mode=True)
+    except ValueError:  # binascii.Error, or a str that is not ASCII
+        return None
+
+
+# Seconds since the epoch that datetime can hold (years 1..9999), with a day to spare either side.
+_FIRST_SECOND, _LAST_SECOND = -62_135_596_800 + 86_400, 253_402_300_800 - 86_400
+
+
+def _arrival(seconds: Any) -> float:
+    if (type(seconds) is float or type(seconds) is int) and _FIRST_SECOND < seconds < _LAST_SECOND:
+        return float(seconds)  # NaN fails the comparison
+    return 0.0  # unknown: the epoch; only used to name objects
 
 
 def decode_event(event: Any) -> list[StreamRecord]:
@@ -108,7 +131,7 @@ def _brief(value: Any) -> str:
 def _unreadable(r: Any, problem: str) -> StreamRecord:
     # No sequence number to report: if its error document cannot be written, the handler
     # fails the whole batch rather than lose it.
-    return StreamRecord("unknown", "", "", EPOCH, raw=json_text(r), raw_encoding="text", problem=problem)
+    return StreamRecord("unknown", "", "", 0.0, raw=json_text(r), raw_encoding="text", problem=problem)
 
 
 def _record(r: Any, index: int) -> StreamRecord:
@@ -121,10 +144,7 @@ def _record(r: Any, index: int) -> StreamRecord:
         if (type(k) is not dict and not isinstance(k, Mapping)) or type(k.get("sequenceNumber")) is not str:
             return _unreadable(r, f"Records[{index}]: a Kinesis record needs kinesis.sequenceNumber")
         data = k.get("data")
-        try:
-            payload = binascii.a2b_base64(data, strict_mode=True) if type(data) is str else None
-        except ValueError:  # binascii.Error, or a str that is not ASCII
-            payload = None
+        payload = _base64(data) if type(data) is str else None
         event_id = r.get("eventID")
         if payload is not None:  # the common case, positionally
             return StreamRecord(
@@ -177,4 +197,4 @@ def read_lines(lines: Iterable[bytes], name: str) -> Iterator[list[StreamRecord]
             except UnicodeDecodeError:
                 raw, encoding = base64.b64encode(line).decode(), "base64"
             problem = f"{name} line {number}: not a Lambda stream event ({e})"
-            yield [StreamRecord("line", name, f"line-{number}", EPOCH, raw=raw, raw_encoding=encoding, problem=problem)]
+            yield [StreamRecord("line", name, f"line-{number}", 0.0, raw=raw, raw_encoding=encoding, problem=problem)]

@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import msgspec
 import orjson
 
 from .envelope import EPOCH, StreamRecord
 from .records import OPERATIONS, Change, DecodeError, RecordSpec
+from .wiretypes import TypeOf
 
 # Units of dynamodb.ApproximateCreationDateTime: DynamoDB-to-Kinesis records say which
 # (MILLISECOND unless ApproximateCreationDateTimePrecision says MICROSECOND); DynamoDB
@@ -22,8 +24,7 @@ _ONE_MS = timedelta(milliseconds=1)
 _MAX_MS = 253_402_300_800_000 - 1  # 10000-01-01 in ms since the epoch: beyond datetime's range
 
 
-@dataclass(slots=True)  # not frozen: built once per record on the hot path; treat as read-only
-class Parsed:
+class Parsed(msgspec.Struct, gc=False):  # built once per record, in C; treat as read-only
     spec: RecordSpec
     record: Any
     partition_date: date
@@ -56,9 +57,93 @@ def change_time(ddb: Mapping[str, Any], source: str) -> datetime | str:
         return f"dynamodb.ApproximateCreationDateTime: {value!r} {unit} is out of range"
 
 
+# --- fast path ------------------------------------------------------------------------------
+# A Kinesis record's JSON text decoded by msgspec into Structs: only the attributes used are
+# materialised, the images stay raw text until the record type's own decoder reads them. It
+# accepts a subset of what the exact path below accepts (Kinesis, milliseconds within range,
+# every value of the expected JSON type) and gives the same result; anything else returns None
+# and the exact path decides. One difference, on purpose: a number beyond a double (1E400) in
+# an attribute nobody reads is valid JSON to msgspec but not to orjson; the record is archived.
+
+_NO_IMAGE = msgspec.Raw(b"")
+
+
+class _Stream(msgspec.Struct, gc=False):
+    ApproximateCreationDateTime: int
+    ApproximateCreationDateTimePrecision: str = "MILLISECOND"
+    NewImage: msgspec.Raw = _NO_IMAGE
+    OldImage: msgspec.Raw = _NO_IMAGE
+
+
+class _ChangeRecord(msgspec.Struct, gc=False):
+    eventName: str
+    dynamodb: _Stream
+    eventID: str = ""
+    userIdentity: dict[str, Any] | None = None
+
+
+_CHANGE_RECORD = msgspec.json.Decoder(_ChangeRecord)
+_TYPE_OF = msgspec.json.Decoder(TypeOf)
+_UNREADABLE = (msgspec.DecodeError, ValueError, RecursionError)  # ValueError: not UTF-8
+
+
+def parse_fast(source: StreamRecord, registry: Mapping[str, RecordSpec], settings: Mapping[str, str]) -> Parsed | None:
+    payload = source.payload
+    if payload is None or source.source != "kinesis":
+        return None
+    if not payload.isascii():  # msgspec skips what it does not read without checking its UTF-8
+        try:
+            payload.decode()
+        except UnicodeDecodeError:
+            return None
+    try:
+        doc = _CHANGE_RECORD.decode(payload)
+    except _UNREADABLE:
+        return None
+    operation = doc.eventName
+    ddb = doc.dynamodb
+    if operation == "REMOVE":
+        image = ddb.OldImage
+    elif operation == "INSERT" or operation == "MODIFY":
+        image = ddb.NewImage
+    else:
+        return None
+    value = ddb.ApproximateCreationDateTime
+    if not image or not 0 <= value < _MAX_MS or ddb.ApproximateCreationDateTimePrecision != "MILLISECOND":
+        return None
+    try:
+        spec = registry.get(_TYPE_OF.decode(image).type.S)
+    except _UNREADABLE:
+        return None
+    if spec is None or spec.decode_json is None:
+        return None
+    when = EPOCH + _ONE_MS * value
+    user = doc.userIdentity
+    ttl = user is not None and user.get("type") == "Service" and user.get("principalId") == _TTL_PRINCIPAL
+    record = spec.decode_json(image, Change(operation, ttl, source.sequence_number, when, doc.eventID), settings)
+    if record is None:
+        return None
+    return Parsed(spec, record, spec.partition_date(record, when), source)
+
+
+# --- exact path -------------------------------------------------------------------------------
+
+
 def parse(
     source: StreamRecord, registry: Mapping[str, RecordSpec], settings: Mapping[str, str]
 ) -> Parsed | ArchiveError:
+    if source.problem:
+        return ArchiveError(source.problem, (source,))
+    parsed = parse_fast(source, registry, settings)
+    if parsed is not None:
+        return parsed
+    return parse_exact(source, registry, settings)
+
+
+def parse_exact(
+    source: StreamRecord, registry: Mapping[str, RecordSpec], settings: Mapping[str, str]
+) -> Parsed | ArchiveError:
+    """Parsed JSON, checked value by value; every error message comes from here."""
     if source.problem:
         return ArchiveError(source.problem, (source,))
     doc: Any = source.document

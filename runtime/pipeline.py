@@ -97,6 +97,10 @@ def object_id(*parts: str) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
 
+def _arrived(s: StreamRecord) -> float:
+    return s.arrived
+
+
 def _seq_key(s: StreamRecord) -> tuple[int, str]:
     return len(s.sequence_number), s.sequence_number  # decimal strings of varying length
 
@@ -114,7 +118,7 @@ def _positions(sources: Sequence[StreamRecord]) -> list[str]:
 
 
 def data_key(settings: Settings, type_name: str, day: date, sources: Sequence[StreamRecord]) -> str:
-    first = min(s.arrival for s in sources)
+    first = min(sources, key=_arrived).arrival
     oid = object_id(settings.format, type_name, day.isoformat(), *_positions(sources))
     return (
         f"{settings.prefix}/{settings.format}/{type_name}/partition_date={day.isoformat()}/"
@@ -123,7 +127,7 @@ def data_key(settings: Settings, type_name: str, day: date, sources: Sequence[St
 
 
 def error_key(settings: Settings, sources: Sequence[StreamRecord], occurrence: int = 1) -> str:
-    first = min(s.arrival for s in sources)
+    first = min(sources, key=_arrived).arrival
     parts = _positions(sources)
     if any(not s.sequence_number for s in sources):  # no position: name it by content
         parts += [s.original()[0] for s in sources]

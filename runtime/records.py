@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
+from msgspec import Struct
+
 if TYPE_CHECKING:  # pyarrow is imported only by Parquet runs
     import pyarrow as pa
 
@@ -18,8 +20,7 @@ REDACTED = "[redacted]"
 OPERATIONS = ("INSERT", "MODIFY", "REMOVE")
 
 
-@dataclass(slots=True)  # not frozen: built once per record on the hot path; treat as read-only
-class Change:
+class Change(Struct, gc=False):  # a msgspec Struct: built once per record, in C; treat as read-only
     """What the stream says about one change, besides the item image."""
 
     operation: str  # INSERT | MODIFY | REMOVE
@@ -77,3 +78,6 @@ class RecordSpec:
     fields: tuple[FieldInfo, ...]
     # avro_write(record, out) appends the record's Avro binary datum to `out`
     avro_write: Callable[[Any, bytearray], None] | None = None
+    # decode_json(image JSON text, change, settings) -> record, or None when the image is not
+    # on the fast path (then `decode` of the parsed image decides, naming every bad field)
+    decode_json: Callable[[bytes, Change, Mapping[str, str]], Any | None] | None = None

@@ -164,16 +164,16 @@ def rebuild(doc: Mapping[str, Any], key: str) -> list[StreamRecord]:
     events, metas = doc.get("events"), doc.get("records")
     if not isinstance(events, list) or not isinstance(metas, list) or len(events) != len(metas):
         raise ValueError("not an error document with matching 'events' and 'records' lists")
-    arrival = _arrival_of(key)
+    arrived = _arrival_of(key).timestamp()
     out: list[StreamRecord] = []
     for text, meta in zip(events, metas, strict=True):
         if type(text) is not str or not isinstance(meta, Mapping):
             raise ValueError("an event is not a string or its record entry not an object")
-        out.extend(_rebuild_one(text, meta, arrival))
+        out.extend(_rebuild_one(text, meta, arrived))
     return out
 
 
-def _rebuild_one(text: str, meta: Mapping[str, Any], arrival: datetime) -> list[StreamRecord]:
+def _rebuild_one(text: str, meta: Mapping[str, Any], arrived: float) -> list[StreamRecord]:
     source, encoding = meta.get("source", "kinesis"), meta.get("encoding", "text")
     shard, seq = str(meta.get("shardId", "")), str(meta.get("sequenceNumber", ""))
     if source == "line":  # a line of an events file that was not a stream event
@@ -195,17 +195,17 @@ def _rebuild_one(text: str, meta: Mapping[str, Any], arrival: datetime) -> list[
             if isinstance(ddb, dict) and ddb.get("SequenceNumber") == seq:
                 return [dataclasses.replace(decode_event({"Records": [document]})[0], shard=shard)]
         payload = text.encode("utf-8", "surrogatepass")
-        return [StreamRecord("dynamodb", shard, seq, arrival, payload=payload, raw=text, raw_encoding="text")]
+        return [StreamRecord("dynamodb", shard, seq, arrived, payload=payload, raw=text, raw_encoding="text")]
     if encoding == "kinesis-data":  # `kinesis.data` as received: decode it again
         try:
             payload = binascii.a2b_base64(text, strict_mode=True)
         except ValueError:
             payload = None
         problem = "" if payload is not None else "kinesis.data: not valid base64"
-        return [StreamRecord("kinesis", shard, seq, arrival, payload=payload, raw=text, problem=problem)]
+        return [StreamRecord("kinesis", shard, seq, arrived, payload=payload, raw=text, problem=problem)]
     payload = text.encode("utf-8", "surrogatepass")
     raw = base64.b64encode(payload).decode()
-    return [StreamRecord("kinesis", shard, seq, arrival, payload=payload, raw=raw)]
+    return [StreamRecord("kinesis", shard, seq, arrived, payload=payload, raw=raw)]
 
 
 @dataclass

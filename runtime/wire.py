@@ -120,14 +120,22 @@ def _decimal_pattern(precision: int, scale: int) -> re.Pattern[str] | None:
 _DECIMAL_FAST: dict[tuple[int, int], re.Pattern[str] | None] = {}
 
 
+def decimal_text(v: str, precision: int, scale: int) -> Decimal | None:
+    """Fast path: a plain number string within the type's digits, quantized exactly; None for
+    anything else (the exact `decimal` decides)."""
+    key = (precision, scale)
+    pattern = _DECIMAL_FAST[key] if key in _DECIMAL_FAST else _DECIMAL_FAST.setdefault(key, _decimal_pattern(*key))
+    if pattern is None or not pattern.match(v):
+        return None
+    q = Decimal(v).quantize(_QUANTUM[scale] if scale < len(_QUANTUM) else Decimal(1).scaleb(-scale))
+    return q if q else q.copy_abs()  # "-0" is zero: no negative zero in the archive
+
+
 def decimal(av: Any, path: str, problems: list[str], required: bool, precision: int, scale: int) -> Decimal | None:
-    # Fast path: a plain number string within the type's digits quantizes exactly.
     if type(av) is dict and len(av) == 1 and type(v := av.get("N")) is str:
-        key = (precision, scale)
-        pattern = _DECIMAL_FAST[key] if key in _DECIMAL_FAST else _DECIMAL_FAST.setdefault(key, _decimal_pattern(*key))
-        if pattern is not None and pattern.match(v):
-            q = Decimal(v).quantize(_QUANTUM[scale] if scale < len(_QUANTUM) else Decimal(1).scaleb(-scale))
-            return q if q else q.copy_abs()  # "-0" is zero: no negative zero in the archive
+        q = decimal_text(v, precision, scale)
+        if q is not None:
+            return q
     d = _number(av, path, problems, required)
     if d is None:
         return None
@@ -146,14 +154,34 @@ def decimal(av: Any, path: str, problems: list[str], required: bool, precision: 
     return q if q else q.copy_abs()  # "-0" is zero: no negative zero in the archive
 
 
-def timestamp(av: Any, path: str, problems: list[str], required: bool, digits: int) -> datetime | None:
-    """An ISO-8601 timestamp with a UTC offset, kept exactly at `digits` fraction digits (3 or 6)."""
-    # Fast path: what DynamoDB items almost always hold, `2024-01-15T18:30:00.000Z`.
-    if type(av) is dict and len(av) == 1 and type(v := av.get("S")) is str and _MILLIS_Z.match(v):
+def timestamp_text(v: str) -> datetime | None:
+    """Fast path: what DynamoDB items almost always hold, `2024-01-15T18:30:00.000Z` (valid for
+    3 and 6 fraction digits); None for anything else (the exact `timestamp` decides).
+
+    The separators are checked by position (a regex costs twice the whole parse);
+    fromisoformat then accepts only ASCII digits between them, so together this is exactly
+    `_MILLIS_Z` (a test holds them equal).
+    """
+    if (
+        len(v) == 24
+        and v[23] == "Z"
+        and v[19] == "."
+        and v[10] == "T"
+        and v[4] == v[7] == "-"
+        and v[13] == v[16] == ":"
+        and v.isascii()
+    ):
         try:
             return datetime.fromisoformat(v)  # "Z" -> datetime.UTC
         except ValueError:
-            pass  # e.g. February 30th: the slow path names the problem
+            pass  # e.g. February 30th: the exact path names the problem
+    return None
+
+
+def timestamp(av: Any, path: str, problems: list[str], required: bool, digits: int) -> datetime | None:
+    """An ISO-8601 timestamp with a UTC offset, kept exactly at `digits` fraction digits (3 or 6)."""
+    if type(av) is dict and len(av) == 1 and type(v := av.get("S")) is str and (t := timestamp_text(v)) is not None:
+        return t
     v = string(av, path, problems, required)
     if v is None:
         return None
@@ -183,12 +211,19 @@ def truncate(moment: datetime, digits: int) -> datetime:
     return moment.replace(microsecond=moment.microsecond // unit * unit)
 
 
-def calendar_date(av: Any, path: str, problems: list[str], required: bool) -> date | None:
-    if type(av) is dict and len(av) == 1 and type(v := av.get("S")) is str and _DATE.match(v):
+def date_text(v: str) -> date | None:
+    """Fast path: a valid `YYYY-MM-DD`; None for anything else (the exact `calendar_date` decides)."""
+    if _DATE.match(v):
         try:
             return date.fromisoformat(v)
         except ValueError:
             pass
+    return None
+
+
+def calendar_date(av: Any, path: str, problems: list[str], required: bool) -> date | None:
+    if type(av) is dict and len(av) == 1 and type(v := av.get("S")) is str and (d := date_text(v)) is not None:
+        return d
     v = string(av, path, problems, required)
     if v is None:
         return None

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from ..model import TIMESTAMP_KINDS, Field, Kind, Model, Origin, Record, RecordType, TypeRef
 from ..templating import header, render
 from ..typemap import INT_RANGES, arrow_field, field_mapping, python_hint, record_avro
+from .python_fast import Names, WireView, fast_lines, wire_view
 
 RECORD_TEMPLATE = "python/record.py.j2"
 REGISTRY_TEMPLATE = "python/registry.py.j2"
@@ -37,6 +38,7 @@ class FieldView:
     name: str
     hint: str
     decode: tuple[str, ...]  # lines that set the field's local variable (image fields)
+    fast: tuple[str, ...]  # the same from the msgspec Struct `s` of the fast path (python_fast.py)
     value: str  # expression passed to the class constructor
     avro: str  # expression of the field's Avro datum, given the object `o`
     arrow: str  # expression of the field's Arrow column, given objects `objs` and parent type `t`
@@ -50,6 +52,7 @@ class ClassView:
     fields: tuple[FieldView, ...]
     constants: tuple[tuple[str, str], ...]  # (name, expression) of module-level constants
     placeholder: str  # constructor arguments of the record that stands in under a null struct
+    wire: WireView | None  # the msgspec Struct of its image attributes (None: built by the pipeline)
 
 
 def local(f: Field) -> str:
@@ -235,11 +238,19 @@ def class_view(record: Record, rt: RecordType) -> ClassView:
             symbols = f.type.symbols or (f.type.items.symbols if f.type.items else ())
             constants.append((symbols_const(record.class_name, f), f"frozenset({list(symbols)!r})"))
         image = f.from_image or f.type.kind is Kind.RECORD
+        decode = decode_lines(f, record.class_name) if image else ()
+        names = Names(
+            local(f),
+            decode,
+            symbols=symbols_const(record.class_name, f),
+            item_helper=item_helper(f.type.items, record.class_name, f) if f.type.items is not None else "",
+        )
         fields.append(
             FieldView(
                 name=f.name,
                 hint=python_hint(f),
-                decode=decode_lines(f, record.class_name) if image else (),
+                decode=decode,
+                fast=fast_lines(f, names) if image else (),
                 value=local(f) if image else added_value(f),
                 avro=avro_value(f),
                 arrow=arrow_column(f, i),
@@ -247,7 +258,8 @@ def class_view(record: Record, rt: RecordType) -> ClassView:
         )
     doc = docstring(rt.doc) if record is rt.root else f"The `{record.name}` record of {rt.type_name}."
     placeholder = ", ".join(filler(f) for f in record.fields)
-    return ClassView(record.class_name, doc, record is rt.root, tuple(fields), tuple(constants), placeholder)
+    root = record is rt.root
+    return ClassView(record.class_name, doc, root, tuple(fields), tuple(constants), placeholder, wire_view(record, rt))
 
 
 def guarded(path: str, root: RecordType) -> str:

@@ -51,7 +51,8 @@ def check_one(data: bytes) -> None:
     settings = SETTINGS.record_settings
 
     # 1. as the base64-decoded `kinesis.data` of a record
-    source = StreamRecord("kinesis", "shard-0", "1", WHEN, payload=data, raw=base64.b64encode(data).decode())
+    raw = base64.b64encode(data).decode()
+    source = StreamRecord("kinesis", "shard-0", "1", WHEN.timestamp(), payload=data, raw=raw)
     outcome = parse(source, REGISTRY, settings)
     assert type(outcome) in (Parsed, ArchiveError), type(outcome)
 

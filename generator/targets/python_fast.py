@@ -1,0 +1,186 @@
+"""The fast path of the Python target: msgspec Structs mirroring each record's AttributeValue
+JSON, and the lines of `decode_json(raw, change, settings)` that turn them into the record.
+
+msgspec checks structure and type tags in C while it parses, so what is left in Python per
+record is the conversions (integers, timestamps) and what the pipeline adds. The fast path
+accepts a subset of what the exact decoder (`decode`) accepts and builds the identical
+record from it; on anything else (a NULL attribute, a negative or exponent number, a
+timestamp with an offset, and every error) it returns None, and the runtime decodes the
+record again with the exact decoder, which names each bad field. Both paths share the
+value expressions of `python.py` and the text helpers of `dmd.runtime.wire`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..model import TIMESTAMP_KINDS, Field, Kind, Record, RecordType
+from ..typemap import INT_RANGES
+
+# Wire wrappers of dmd.runtime.wiretypes (imported as `wt`) per scalar kind.
+SCALAR_WRAPPERS: dict[Kind, str] = {
+    Kind.STRING: "wt.S",
+    Kind.ENUM: "wt.S",
+    Kind.DATE: "wt.S",
+    Kind.TIMESTAMP_MILLIS: "wt.S",
+    Kind.TIMESTAMP_MICROS: "wt.S",
+    Kind.BOOLEAN: "wt.BOOL",
+    Kind.INT: "wt.N",
+    Kind.LONG: "wt.N",
+    Kind.DECIMAL: "wt.N",
+}
+# An attribute the fast path does not specialise (a list of numbers, say) is kept as the
+# plain AttributeValue dict and handed to the exact helper.
+GENERIC = "dict[str, Any]"
+# Longest run of digits that surely fits each integer kind.
+FAST_DIGITS = {Kind.INT: 9, Kind.LONG: 18}
+
+
+@dataclass(frozen=True)
+class WireField:
+    name: str
+    annotation: str  # with "= UNSET" when the attribute may be absent
+
+
+@dataclass(frozen=True)
+class WireView:
+    cls: str  # the record class
+    fields: tuple[WireField, ...]
+    nested: bool  # wrapped in `{"M": ...}` by its parent
+    empty: bool  # its map may be absent while the record is built (then every attribute is absent)
+
+
+def wire_class(record: Record) -> str:
+    return f"_W_{record.class_name}"
+
+
+def map_class(record: Record) -> str:
+    return f"_M_{record.class_name}"
+
+
+def generic(f: Field) -> bool:
+    if f.type.kind is Kind.ARRAY:
+        assert f.type.items is not None
+        return f.type.items.kind is not Kind.STRING
+    return False
+
+
+def wrapper(f: Field) -> str:
+    kind = f.type.kind
+    if kind is Kind.RECORD:
+        assert f.type.record is not None
+        return map_class(f.type.record)
+    if kind is Kind.ARRAY:
+        if generic(f):
+            return GENERIC
+        return "wt.SS" if f.wire_set else "wt.LS"
+    return SCALAR_WRAPPERS[kind]
+
+
+def absent_but_built(f: Field) -> bool:
+    """A record field whose map may be absent from the image while the record is still built."""
+    return f.type.kind is Kind.RECORD and not f.optional and not f.wire_required and f.has_image_fields
+
+
+def wire_view(record: Record, rt: RecordType) -> WireView | None:
+    """The Struct of a record's image attributes; None for a record built by the pipeline only."""
+    root = record is rt.root
+    fields = tuple(
+        WireField(f.name, wrapper(f) if f.wire_required else f"{wrapper(f)} | UnsetType = UNSET")
+        for f in record.fields
+        if f.has_image_fields
+    )
+    if not fields and not root:
+        return None
+    empty = any(absent_but_built(f) and f.type.record is record for f in rt.walk())
+    return WireView(record.class_name, fields, nested=not root, empty=empty)
+
+
+def convert_lines(f: Field, var: str, a: str, names: Names) -> list[str]:
+    """Lines setting `var` from the present wrapper `a`, or returning None (take the exact path)."""
+    kind = f.type.kind
+    match kind:
+        case Kind.STRING:
+            return [f"{var} = {a}.S"]
+        case Kind.BOOLEAN:
+            return [f"{var} = {a}.BOOL"]
+        case Kind.ENUM:
+            return [f"{var} = {a}.S", f"if {var} not in {names.symbols}:", "    return None"]
+        case Kind.INT | Kind.LONG:
+            lo, hi = INT_RANGES[kind]
+            lo = lo if f.minimum is None else f.minimum
+            hi = hi if f.maximum is None else f.maximum
+            return [
+                f"v = {a}.N",
+                f"if not (v.isdigit() and v.isascii() and len(v) <= {FAST_DIGITS[kind]} and {lo} <= int(v) <= {hi}):",
+                "    return None",
+                f"{var} = int(v)",
+            ]
+        case Kind.DECIMAL:
+            return [
+                f"{var} = w.decimal_text({a}.N, {f.type.precision}, {f.type.scale})",
+                f"if {var} is None:",
+                "    return None",
+            ]
+        case Kind.DATE:
+            return [f"{var} = w.date_text({a}.S)", f"if {var} is None:", "    return None"]
+        case k if k in TIMESTAMP_KINDS:
+            return [f"{var} = w.timestamp_text({a}.S)", f"if {var} is None:", "    return None"]
+        case Kind.ARRAY if generic(f):
+            tag = '"SS"' if f.wire_set else '"L"'
+            return [
+                "p: list[str] = []",
+                f"{var} = w.items({a}, {f.path!r}, p, True, {tag}, {names.item_helper})",
+                "if p:",
+                "    return None",
+            ]
+        case Kind.ARRAY:
+            if f.wire_set:  # a set's members are distinct; the exact path reports duplicates
+                return [f"{var} = {a}.SS", f"if len(set({var})) != len({var}):", "    return None"]
+            return [f"{var} = [x.S for x in {a}.L]"]
+        case Kind.RECORD:
+            assert f.type.record is not None
+            child = f"_fast_{f.type.record.class_name}"
+            return [f"{var} = {child}({a}.M, change, settings)", f"if {var} is None:", "    return None"]
+    raise ValueError(f"no fast decoder for {kind}")
+
+
+@dataclass(frozen=True)
+class Names:
+    """What the exact decoder of the same field already names (python.py spells them)."""
+
+    local: str  # the field's local variable
+    exact: tuple[str, ...]  # the exact decoder's lines for the field
+    symbols: str = ""  # an enum's constant of symbols
+    item_helper: str = ""  # a list's element decoder
+
+
+def fast_lines(f: Field, names: Names) -> tuple[str, ...]:
+    """Lines of `_fast_<Class>` that set the field's local from the Struct `s`.
+
+    The exact decoder's lines are reused for a record the pipeline builds without image
+    attributes (they read nothing from the image).
+    """
+    local, exact = names.local, names.exact
+    if not f.has_image_fields:
+        if f.type.kind is Kind.RECORD:
+            return tuple(line.replace("problems", "[]") for line in exact)
+        return ()
+    if f.wire_required:
+        if f.type.kind in (Kind.STRING, Kind.BOOLEAN) or (f.type.kind is Kind.ARRAY and not generic(f)):
+            return tuple(convert_lines(f, local, f"s.{f.name}", names))  # one attribute read
+        return ("a = s." + f.name, *convert_lines(f, local, "a", names))
+    if absent_but_built(f):
+        assert f.type.record is not None
+        absent = f"_fast_{f.type.record.class_name}(_EMPTY_{f.type.record.class_name}, change, settings)"
+    else:
+        absent = "None"
+    converted = convert_lines(f, local, "a", names)
+    return (
+        f"a = s.{f.name}",
+        "if a is UNSET:",
+        f"    {local} = {absent}",
+        *(["    if " + local + " is None:", "        return None"] if absent != "None" else []),
+        "else:",
+        *("    " + line for line in converted),
+    )
