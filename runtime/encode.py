@@ -74,8 +74,29 @@ def encode_parquet(spec: RecordSpec, records: Sequence[Any], codec: str) -> byte
     return write_parquet(spec.to_arrow(records), codec)
 
 
+def encode_parquet_groups(spec: RecordSpec, groups: Sequence[Sequence[Any]], codec: str) -> list[bytes]:
+    """One Parquet file per group from ONE Arrow conversion of all their records: converting
+    rows to Arrow has a fixed cost per call (~0.1 ms), and a batch spreads a type over dozens
+    of partition dates. Each file is written from a zero-copy slice of the table and is byte
+    for byte the file `encode_parquet` writes for its group alone (tested)."""
+    table = spec.to_arrow([r for group in groups for r in group])
+    out = []
+    offset = 0
+    for group in groups:
+        out.append(write_parquet(table.slice(offset, len(group)), codec))
+        offset += len(group)
+    return out
+
+
 ENCODERS = {"avro": encode_avro, "parquet": encode_parquet}
 
 
 def encode(fmt: str, spec: RecordSpec, records: Sequence[Any], codec: str) -> bytes:
     return ENCODERS[fmt](spec, records, codec)
+
+
+def encode_groups(fmt: str, spec: RecordSpec, groups: Sequence[Sequence[Any]], codec: str) -> list[bytes]:
+    """One container per group of records of one type; raises if any group cannot be encoded."""
+    if fmt == "parquet":
+        return encode_parquet_groups(spec, groups, codec)
+    return [encode(fmt, spec, group, codec) for group in groups]

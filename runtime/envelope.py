@@ -22,6 +22,9 @@ import orjson
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+NOT_BASE64 = "kinesis.data: not valid base64"
+
+
 class EnvelopeError(ValueError):
     """The event itself (not one of its records) is not a Lambda stream event."""
 
@@ -34,7 +37,7 @@ class StreamRecord:
     shard: str
     sequence_number: str  # Lambda's itemIdentifier for batchItemFailures
     arrived: float  # when the stream received it, seconds since the epoch (0: unknown); names objects
-    payload: bytes | None = None  # kinesis: the decoded `data`; None when it was not valid base64
+    payload: bytes | None = None  # the change record's bytes when known up front (replay); see decoded()
     raw: str = ""  # kinesis: `data` as received; line: the line (base64 if not UTF-8)
     raw_encoding: str = "kinesis-data"  # how `raw` is kept: "kinesis-data", "text" or "base64"
     document: Mapping[str, Any] | None = None  # dynamodb: the change record, already parsed
@@ -45,6 +48,16 @@ class StreamRecord:
         """`arrived` as an aware UTC datetime (made on demand: a batch needs only its earliest)."""
         return datetime.fromtimestamp(self.arrived, UTC)
 
+    def decoded(self) -> bytes | None:
+        """The change record's bytes: `payload`, or a Kinesis record's `data` base64-decoded
+        now (while it is parsed, so a batch never holds all its decoded payloads at once:
+        ~9 MB for 10,000 records); None when `data` is not valid base64."""
+        if self.payload is not None:
+            return self.payload
+        if self.source == "kinesis" and not self.problem:
+            return _base64(self.raw)
+        return None
+
     def original(self) -> tuple[str, str]:
         """(text, encoding) to keep in an error document, byte for byte.
 
@@ -54,9 +67,7 @@ class StreamRecord:
         """
         if self.document is not None:
             return json_text(self.document), "text"
-        payload = self.payload
-        if payload is None and self.source == "kinesis" and not self.problem:
-            payload = binascii.a2b_base64(self.raw)  # released once parsed (see release_payload)
+        payload = self.decoded()
         if payload is not None:
             try:
                 return payload.decode("utf-8"), "text"
@@ -80,13 +91,6 @@ def json_text(value: Any) -> str:
         return json.dumps(value, ensure_ascii=True, separators=(",", ":"))
     except (TypeError, ValueError, RecursionError):
         return json.dumps(repr(value)[:100_000])  # not reachable from decoded JSON; keeps a trace
-
-
-def release_payload(record: StreamRecord) -> None:
-    """Drop the decoded payload of a parsed Kinesis record: a 10,000-record batch would keep
-    ~9 MB of it alive to the end. `original()` decodes `raw` (valid base64) again if needed."""
-    if record.source == "kinesis" and not record.problem:
-        record.payload = None
 
 
 def _base64(data: str) -> bytes | None:
@@ -144,15 +148,14 @@ def _record(r: Any, index: int) -> StreamRecord:
         if (type(k) is not dict and not isinstance(k, Mapping)) or type(k.get("sequenceNumber")) is not str:
             return _unreadable(r, f"Records[{index}]: a Kinesis record needs kinesis.sequenceNumber")
         data = k.get("data")
-        payload = _base64(data) if type(data) is str else None
         event_id = r.get("eventID")
-        if payload is not None:  # the common case, positionally
+        if type(data) is str:  # the common case, positionally; decoded when parsed (decoded())
             return StreamRecord(
                 "kinesis",
                 event_id.partition(":")[0] if type(event_id) is str else "",
                 k["sequenceNumber"],
                 _arrival(k.get("approximateArrivalTimestamp")),
-                payload,
+                None,
                 data,
             )
         return StreamRecord(
@@ -161,8 +164,8 @@ def _record(r: Any, index: int) -> StreamRecord:
             k["sequenceNumber"],
             _arrival(k.get("approximateArrivalTimestamp")),
             payload=None,
-            raw=data if type(data) is str else json_text(data),
-            problem="kinesis.data: not valid base64",
+            raw=json_text(data),
+            problem=NOT_BASE64,
         )
     if source == "aws:dynamodb":
         ddb = r.get("dynamodb")

@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 import orjson
 
-from .envelope import EPOCH, StreamRecord
+from .envelope import EPOCH, NOT_BASE64, StreamRecord
 from .records import OPERATIONS, Change, DecodeError, RecordSpec
 from .wiretypes import TypeOf
 
@@ -87,10 +87,15 @@ _TYPE_OF = msgspec.json.Decoder(TypeOf)
 _UNREADABLE = (msgspec.DecodeError, ValueError, RecursionError)  # ValueError: not UTF-8
 
 
-def parse_fast(source: StreamRecord, registry: Mapping[str, RecordSpec], settings: Mapping[str, str]) -> Parsed | None:
-    payload = source.payload
-    if payload is None or source.source != "kinesis":
+def parse_fast(
+    source: StreamRecord, registry: Mapping[str, RecordSpec], settings: Mapping[str, str], payload: bytes | None = None
+) -> Parsed | None:
+    if source.source != "kinesis" or source.problem:
         return None
+    if payload is None:
+        payload = source.decoded()
+        if payload is None:
+            return None
     if not payload.isascii():  # msgspec skips what it does not read without checking its UTF-8
         try:
             payload.decode()
@@ -134,22 +139,31 @@ def parse(
 ) -> Parsed | ArchiveError:
     if source.problem:
         return ArchiveError(source.problem, (source,))
-    parsed = parse_fast(source, registry, settings)
+    if source.document is not None:
+        return parse_exact(source, registry, settings)
+    payload = source.decoded()
+    if payload is None:
+        return ArchiveError(NOT_BASE64, (source,))
+    parsed = parse_fast(source, registry, settings, payload)
     if parsed is not None:
         return parsed
-    return parse_exact(source, registry, settings)
+    return parse_exact(source, registry, settings, payload)
 
 
 def parse_exact(
-    source: StreamRecord, registry: Mapping[str, RecordSpec], settings: Mapping[str, str]
+    source: StreamRecord, registry: Mapping[str, RecordSpec], settings: Mapping[str, str], payload: bytes | None = None
 ) -> Parsed | ArchiveError:
     """Parsed JSON, checked value by value; every error message comes from here."""
     if source.problem:
         return ArchiveError(source.problem, (source,))
     doc: Any = source.document
     if doc is None:
+        if payload is None:
+            payload = source.decoded()
+            if payload is None:
+                return ArchiveError(NOT_BASE64, (source,))
         try:
-            doc = orjson.loads(source.payload)  # type: ignore[arg-type]  # payload is set when no problem
+            doc = orjson.loads(payload)
         except orjson.JSONDecodeError as e:
             return ArchiveError(f"record: not valid JSON ({e})", (source,))
     if type(doc) is not dict:

@@ -20,8 +20,8 @@ from typing import Any
 import orjson
 
 from .config import Settings
-from .encode import CONTENT_TYPES, EXTENSIONS, encode
-from .envelope import StreamRecord, release_payload
+from .encode import CONTENT_TYPES, EXTENSIONS, encode, encode_groups
+from .envelope import StreamRecord
 from .parse import ArchiveError, Parsed, parse
 from .records import RecordSpec
 from .storage import Storage, StorageError
@@ -178,6 +178,27 @@ def _encode_group(
     return encode(settings.format, spec, [p.record for p in good], settings.codec), good, bad
 
 
+def _by_type(groups: Mapping[tuple[str, date], list[Parsed]]) -> dict[str, list[date]]:
+    """The partition dates of each type, in the order the groups were formed."""
+    out: dict[str, list[date]] = {}
+    for type_name, day in groups:
+        out.setdefault(type_name, []).append(day)
+    return out
+
+
+def _encode_type(
+    settings: Settings, groups: list[list[Parsed]]
+) -> list[tuple[bytes | None, list[Parsed], list[ArchiveError]]]:
+    """Encode the groups of one type together (see encode_groups); if that fails, group by
+    group, isolating the records the encoder rejects."""
+    spec = groups[0][0].spec
+    try:
+        bodies = encode_groups(settings.format, spec, [[p.record for p in g] for g in groups], settings.codec)
+    except Exception:
+        return [_encode_group(settings, spec, g) for g in groups]
+    return [(body, g, []) for body, g in zip(bodies, groups, strict=True)]
+
+
 @cache
 def _pool() -> Any:
     from concurrent.futures import ThreadPoolExecutor  # imported on the first parallel puts
@@ -215,7 +236,6 @@ def parse_batch(
         for source in sources:
             result = parse(source, registry, record_settings)
             if type(result) is Parsed:
-                release_payload(source)
                 key = (result.spec.type_name, result.partition_date)
                 group = groups.get(key)
                 if group is None:
@@ -248,13 +268,15 @@ def _process_batch(
 ) -> BatchResult:
     groups, errors = parse_batch(sources, registry=registry, settings=settings)
     puts: list[_Put] = []
-    for (type_name, day), items in groups.items():
-        body, good, bad = _encode_group(settings, items[0].spec, items)
-        errors.extend(bad)
-        if body is not None:
-            group_sources = tuple(p.source for p in good)
-            key = data_key(settings, type_name, day, group_sources)
-            puts.append(_Put(key, body, CONTENT_TYPES[settings.format], group_sources, type_name, day))
+    for type_name, days in _by_type(groups).items():
+        for day, (body, good, bad) in zip(
+            days, _encode_type(settings, [groups[(type_name, d)] for d in days]), strict=True
+        ):
+            errors.extend(bad)
+            if body is not None:
+                group_sources = tuple(p.source for p in good)
+                key = data_key(settings, type_name, day, group_sources)
+                puts.append(_Put(key, body, CONTENT_TYPES[settings.format], group_sources, type_name, day))
     occurrences: Counter[str] = Counter()
     for error in errors:
         key = error_key(settings, error.sources)

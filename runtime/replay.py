@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Settings
-from .envelope import EPOCH, StreamRecord, decode_event, read_lines
+from .envelope import EPOCH, NOT_BASE64, StreamRecord, decode_event, read_lines
 from .pipeline import process_batch
 from .records import RecordSpec
 from .storage import LocalStorage, S3Policy, Storage, StorageError, open_storage
@@ -201,7 +201,7 @@ def _rebuild_one(text: str, meta: Mapping[str, Any], arrived: float) -> list[Str
             payload = binascii.a2b_base64(text, strict_mode=True)
         except ValueError:
             payload = None
-        problem = "" if payload is not None else "kinesis.data: not valid base64"
+        problem = "" if payload is not None else NOT_BASE64
         return [StreamRecord("kinesis", shard, seq, arrived, payload=payload, raw=text, problem=problem)]
     payload = text.encode("utf-8", "surrogatepass")
     raw = base64.b64encode(payload).decode()

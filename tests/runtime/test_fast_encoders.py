@@ -124,3 +124,40 @@ def test_lean_and_full_parquet_read_back_alike(records, rows):
     table = pq.read_table(io.BytesIO(encode_parquet(spec, recs, "snappy")))
     assert table.schema == spec.arrow_schema()
     assert table.equals(spec.to_arrow(recs))
+
+
+@pytest.mark.parametrize("type_name", sorted(REGISTRY))
+def test_parquet_groups_from_one_table_equal_files_written_alone(records, type_name):
+    """encode_groups converts a batch's records of a type once and writes slices; each file is
+    byte for byte the one its group alone gives, at sizes on both sides of the row thresholds."""
+    from dmd.runtime.encode import encode_groups, encode_parquet
+
+    spec = REGISTRY[type_name]
+    recs = records[type_name]
+    sizes = [1, 2, 31, 32, 33, 5, 1]
+    groups, start = [], 0
+    for n in sizes:
+        groups.append(recs[start : start + n])
+        start += n
+    assert all(len(g) == n for g, n in zip(groups, sizes, strict=True))
+    bodies = encode_groups("parquet", spec, groups, "snappy")
+    assert bodies == [encode_parquet(spec, g, "snappy") for g in groups]
+
+
+def test_a_group_the_encoder_rejects_costs_only_its_bad_records():
+    """If converting a type's groups together fails, each group is encoded on its own and only
+    the records the encoder rejects become errors."""
+    from dmd.runtime.pipeline import _encode_type
+    from dmd.runtime.sample import sample
+
+    events, _ = sample(records=300, seed=2)
+    settings = Settings(format="parquet")
+    groups, _ = parse_batch([s for e in events for s in decode_event(e)], registry=REGISTRY, settings=settings)
+    demand = [items for (t, _), items in groups.items() if t == "demand"][:3]
+    victim = demand[1][0]
+    victim.record.quantity = "not an int"  # what a buggy enrichment could leave behind
+    results = _encode_type(settings, demand)
+    assert [len(good) for _, good, _ in results] == [len(demand[0]), len(demand[1]) - 1, len(demand[2])]
+    assert [len(bad) for _, _, bad in results] == [0, 1, 0]
+    assert results[1][2][0].sources == (victim.source,)
+    assert all(body is not None for body, _, _ in results)
