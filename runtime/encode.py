@@ -70,7 +70,26 @@ def write_parquet(table: Any, codec: str) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
+@cache
+def arrow_memory() -> None:
+    """Arrow allocates through the C library's malloc, unless ARROW_DEFAULT_MEMORY_POOL says
+    otherwise (set once per process, before the first Parquet container).
+
+    pyarrow's default pools (mimalloc, jemalloc) keep freed pages mapped for reuse: a
+    10,000-record batch then peaks ~9 MB higher in RSS than with malloc, which also hands
+    freed memory to Python's own allocations. Lambda bills memory, not allocator speed; the
+    benchmark measures both (docs/benchmark.md).
+    """
+    import os
+
+    import pyarrow as pa
+
+    if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
+        pa.set_memory_pool(pa.system_memory_pool())
+
+
 def encode_parquet(spec: RecordSpec, records: Sequence[Any], codec: str) -> bytes:
+    arrow_memory()
     return write_parquet(spec.to_arrow(records), codec)
 
 
@@ -79,6 +98,7 @@ def encode_parquet_groups(spec: RecordSpec, groups: Sequence[Sequence[Any]], cod
     rows to Arrow has a fixed cost per call (~0.1 ms), and a batch spreads a type over dozens
     of partition dates. Each file is written from a zero-copy slice of the table and is byte
     for byte the file `encode_parquet` writes for its group alone (tested)."""
+    arrow_memory()
     table = spec.to_arrow([r for group in groups for r in group])
     out = []
     offset = 0

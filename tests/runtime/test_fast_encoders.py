@@ -161,3 +161,25 @@ def test_a_group_the_encoder_rejects_costs_only_its_bad_records():
     assert [len(bad) for _, _, bad in results] == [0, 1, 0]
     assert results[1][2][0].sources == (victim.source,)
     assert all(body is not None for body, _, _ in results)
+
+
+@pytest.mark.parametrize(("env", "expected"), [(None, "system"), ("mimalloc", "mimalloc")])
+def test_parquet_runs_allocate_through_malloc_unless_told_otherwise(env, expected):
+    """Arrow's default pools keep freed pages mapped (peak RSS); the runtime switches to the
+    system allocator before its first Parquet file, unless ARROW_DEFAULT_MEMORY_POOL is set."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import pyarrow as pa\n"
+        "from dmd.generated import REGISTRY\n"
+        "from dmd.runtime.encode import encode_groups\n"
+        "encode_groups('parquet', REGISTRY['sale'], [[]], 'snappy')\n"
+        "print(pa.default_memory_pool().backend_name)\n"
+    )
+    environ = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    if env:
+        environ["ARROW_DEFAULT_MEMORY_POOL"] = env
+    out = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == expected
