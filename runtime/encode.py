@@ -81,11 +81,16 @@ def arrow_memory() -> None:
     benchmark measures both (docs/benchmark.md).
     """
     import os
+    import sys
 
-    import pyarrow as pa
+    if "ARROW_DEFAULT_MEMORY_POOL" in os.environ:
+        return
+    if "pyarrow" not in sys.modules:  # the usual case: Arrow C++ reads it when it first allocates
+        os.environ["ARROW_DEFAULT_MEMORY_POOL"] = "system"
+        return
+    import pyarrow as pa  # imported already (a test, a notebook): the rest of Arrow C++ keeps its pool
 
-    if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
-        pa.set_memory_pool(pa.system_memory_pool())
+    pa.set_memory_pool(pa.system_memory_pool())
 
 
 def encode_parquet(spec: RecordSpec, records: Sequence[Any], codec: str) -> bytes:

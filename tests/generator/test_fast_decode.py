@@ -271,3 +271,17 @@ def test_text_that_is_not_utf8_is_an_error_even_where_nobody_reads_it(planted):
     assert parse_fast(source, REGISTRY, SETTINGS) is None
     error = parse_exact(source, REGISTRY, SETTINGS)
     assert type(error) is ArchiveError and "not valid JSON" in error.message
+
+
+def test_a_huge_number_nobody_reads_does_not_cost_the_record():
+    """The one documented difference: orjson refuses 1E400 anywhere; msgspec reads past it in
+    an attribute the pipeline ignores, and the record is archived."""
+    image = {"id": {"S": "s-1"}, "type": {"S": "sale"}, "eventId": {"S": "e"}, "saleType": {"S": "general"}}
+    image["saleStartDateTime"] = {"S": "2024-03-01T10:00:00.000Z"}
+    payload = payload_of(image, "INSERT", 1_705_000_000_000, None, None)
+    payload = payload.replace(b'"SizeBytes": 100', b'"SizeBytes": 1E400')
+    assert b"1E400" in payload
+    source = source_of(payload)
+    assert type(parse_exact(source, REGISTRY, SETTINGS)) is ArchiveError
+    parsed = parse_fast(source, REGISTRY, SETTINGS)
+    assert parsed is not None and parsed.record.id == "s-1"

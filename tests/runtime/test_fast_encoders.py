@@ -163,19 +163,23 @@ def test_a_group_the_encoder_rejects_costs_only_its_bad_records():
     assert all(body is not None for body, _, _ in results)
 
 
-@pytest.mark.parametrize(("env", "expected"), [(None, "system"), ("mimalloc", "mimalloc")])
-def test_parquet_runs_allocate_through_malloc_unless_told_otherwise(env, expected):
-    """Arrow's default pools keep freed pages mapped (peak RSS); the runtime switches to the
-    system allocator before its first Parquet file, unless ARROW_DEFAULT_MEMORY_POOL is set."""
+@pytest.mark.parametrize(
+    ("env", "import_first", "expected"),
+    [(None, False, "system"), (None, True, "system"), ("mimalloc", False, "mimalloc")],
+)
+def test_parquet_runs_allocate_through_malloc_unless_told_otherwise(env, import_first, expected):
+    """Arrow's default pools keep freed pages mapped (peak RSS); the runtime chooses the system
+    allocator before its first Parquet file (through the environment if pyarrow is not loaded
+    yet, so Arrow C++ uses it too), unless ARROW_DEFAULT_MEMORY_POOL is set."""
     import os
     import subprocess
     import sys
 
     code = (
-        "import pyarrow as pa\n"
-        "from dmd.generated import REGISTRY\n"
+        ("import pyarrow\n" if import_first else "") + "from dmd.generated import REGISTRY\n"
         "from dmd.runtime.encode import encode_groups\n"
         "encode_groups('parquet', REGISTRY['sale'], [[]], 'snappy')\n"
+        "import pyarrow as pa\n"
         "print(pa.default_memory_pool().backend_name)\n"
     )
     environ = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
