@@ -15,6 +15,7 @@ import zlib
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Context, Decimal, Inexact, Rounded
+from functools import cache
 from typing import Any
 
 MAGIC = b"Obj\x01"
@@ -99,10 +100,25 @@ def _compress_null(data: bytes) -> bytes:
     return data
 
 
+@cache
+def _deflater() -> tuple[Callable[..., bytes], int]:
+    """(compress, level): ISA-L (python-isal) at its default level when installed, else zlib's.
+
+    Both write standard raw deflate streams (what the Avro `deflate` codec is, and what every
+    reader inflates). On our containers ISA-L's level 2 gives output within 0.5% of zlib's
+    level 6 for an eighth of the CPU; deflate was ~40% of encoding an Avro batch. (A smaller
+    zlib window for small blocks was tried before: slower and larger on real blocks.)
+    """
+    try:
+        from isal import isal_zlib
+    except ImportError:  # no wheel for this platform: zlib, as fastavro uses
+        return zlib.compress, -1
+    return isal_zlib.compress, isal_zlib.ISAL_DEFAULT_COMPRESSION
+
+
 def _compress_deflate(data: bytes) -> bytes:
-    """Raw deflate at zlib's default level, as fastavro writes it. (A smaller window and hash
-    table for small blocks measured slower and larger on real blocks: zlib's defaults win.)"""
-    return zlib.compress(data, -1, -15)
+    compress, level = _deflater()
+    return compress(data, level, -15)
 
 
 def _compress_snappy(data: bytes) -> bytes:
