@@ -22,6 +22,8 @@ _PRECISION = {"MILLISECOND": "milliseconds", "MICROSECOND": "microseconds"}
 _TTL_PRINCIPAL = "dynamodb.amazonaws.com"
 _ONE_MS = timedelta(milliseconds=1)
 _MAX_MS = 253_402_300_800_000 - 1  # 10000-01-01 in ms since the epoch: beyond datetime's range
+_ONE_US = timedelta(microseconds=1)
+_MAX_US = _MAX_MS * 1000
 
 
 class Parsed(msgspec.Struct, gc=False):  # built once per record, in C; treat as read-only
@@ -114,7 +116,14 @@ def parse_fast(
     else:
         return None
     value = ddb.ApproximateCreationDateTime
-    if not image or not 0 <= value < _MAX_MS or ddb.ApproximateCreationDateTimePrecision != "MILLISECOND":
+    precision = ddb.ApproximateCreationDateTimePrecision
+    if precision == "MILLISECOND" and 0 <= value < _MAX_MS:
+        when = EPOCH + _ONE_MS * value
+    elif precision == "MICROSECOND" and 0 <= value < _MAX_US:
+        when = EPOCH + _ONE_US * value
+    else:
+        return None
+    if not image:
         return None
     try:
         spec = registry.get(_TYPE_OF.decode(image).type.S)
@@ -122,7 +131,6 @@ def parse_fast(
         return None
     if spec is None or spec.decode_json is None:
         return None
-    when = EPOCH + _ONE_MS * value
     user = doc.userIdentity
     ttl = user is not None and user.get("type") == "Service" and user.get("principalId") == _TTL_PRINCIPAL
     record = spec.decode_json(image, Change(operation, ttl, source.sequence_number, when, doc.eventID), settings)

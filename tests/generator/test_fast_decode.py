@@ -285,3 +285,15 @@ def test_a_huge_number_nobody_reads_does_not_cost_the_record():
     assert type(parse_exact(source, REGISTRY, SETTINGS)) is ArchiveError
     parsed = parse_fast(source, REGISTRY, SETTINGS)
     assert parsed is not None and parsed.record.id == "s-1"
+
+
+def test_microsecond_change_times_take_the_fast_path_too():
+    """Streams configured with ApproximateCreationDateTimePrecision=MICROSECOND."""
+    events, _ = sample(records=20, seed=4)
+    for record in events[0]["Records"]:
+        doc = orjson.loads(base64.b64decode(record["kinesis"]["data"]))
+        doc["dynamodb"]["ApproximateCreationDateTime"] = doc["dynamodb"]["ApproximateCreationDateTime"] * 1000 + 123
+        doc["dynamodb"]["ApproximateCreationDateTimePrecision"] = "MICROSECOND"
+        parsed = assert_same(source_of(orjson.dumps(doc)))
+        assert parsed is not None
+        assert parsed.record.cdc.changeTime.microsecond % 1000 == 123
