@@ -196,18 +196,9 @@ def parse_exact(
             f"dynamodb.{image_name}.type: {shown} is not a registered record type ({', '.join(sorted(registry))})",
             (source,),
         )
-    value = ddb.get("ApproximateCreationDateTime")
-    if (  # fast path: Kinesis milliseconds within datetime's range
-        type(value) is int
-        and 0 <= value < _MAX_MS
-        and source.source == "kinesis"
-        and ddb.get("ApproximateCreationDateTimePrecision", "MILLISECOND") == "MILLISECOND"
-    ):
-        when = EPOCH + _ONE_MS * value
-    else:
-        when = change_time(ddb, source.source)
-        if type(when) is str:
-            return ArchiveError(when, (source,))
+    when = change_time(ddb, source.source)
+    if type(when) is str:
+        return ArchiveError(when, (source,))
     user = doc.get("userIdentity")
     ttl = type(user) is dict and user.get("type") == "Service" and user.get("principalId") == _TTL_PRINCIPAL
     event_id = doc.get("eventID")

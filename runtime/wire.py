@@ -21,7 +21,6 @@ _NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\Z")
 # re.ASCII: \d would otherwise accept any Unicode digit ("２０２４-…").
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})\Z", re.ASCII)
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z", re.ASCII)
-_MILLIS_Z = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z\Z", re.ASCII)
 _QUANTUM = tuple(Decimal(1).scaleb(-s) for s in range(39))
 _TAGS = frozenset({"S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"})
 # Long strings are cut in messages: they name the field and the reason, they don't echo data.
@@ -160,7 +159,7 @@ def timestamp_text(v: str) -> datetime | None:
 
     The separators are checked by position (a regex costs twice the whole parse);
     fromisoformat then accepts only ASCII digits between them, so together this is exactly
-    `_MILLIS_Z` (a test holds them equal).
+    the shape `YYYY-MM-DDTHH:MM:SS.fffZ` in ASCII digits (a test holds it to that regex).
     """
     if (
         len(v) == 24

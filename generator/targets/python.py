@@ -12,15 +12,13 @@ from dataclasses import dataclass
 from ..model import TIMESTAMP_KINDS, Field, Kind, Model, Origin, Record, RecordType, TypeRef
 from ..templating import header, render
 from ..typemap import INT_RANGES, arrow_field, field_mapping, python_hint, record_avro
-from .python_fast import Names, WireView, fast_lines, wire_view
+from .python_fast import Names, WireView, fast_lines, int_check, int_range, wire_view
 
 RECORD_TEMPLATE = "python/record.py.j2"
 REGISTRY_TEMPLATE = "python/registry.py.j2"
 
 # Fraction digits each timestamp kind keeps exactly.
 TIMESTAMP_DIGITS = {Kind.TIMESTAMP_MILLIS: 3, Kind.TIMESTAMP_MICROS: 6}
-# Longest run of digits that surely fits each integer kind, for the inlined fast path.
-FAST_DIGITS = {Kind.INT: 9, Kind.LONG: 18}
 
 ADDED_VALUES: dict[Origin, str] = {
     Origin.IS_DELETED: "change.removed",
@@ -113,12 +111,9 @@ def decode_lines(f: Field, cls: str) -> tuple[str, ...]:
         case Kind.BOOLEAN:
             return fast('type(v := av.get("BOOL")) is bool', "v", f"w.boolean(av, {path}, problems, {req})")
         case Kind.INT | Kind.LONG:
-            lo, hi = INT_RANGES[kind]
-            lo = lo if f.minimum is None else f.minimum
-            hi = hi if f.maximum is None else f.maximum
+            lo, hi = int_range(kind, f)
             return fast(
-                f'type(v := av.get("N")) is str and v.isdigit() and v.isascii() and len(v) <= {FAST_DIGITS[kind]}'
-                f" and {lo} <= (n := int(v)) <= {hi}",
+                f'type(v := av.get("N")) is str and {int_check(f, "v")}',
                 "n",
                 f"w.integer(av, {path}, problems, {req}, {lo}, {hi})",
             )
@@ -138,11 +133,7 @@ def decode_lines(f: Field, cls: str) -> tuple[str, ...]:
             assert f.type.record is not None
             child = f"_decode_{f.type.record.class_name}"
             if not f.has_image_fields:
-                added = f.type.record.fields
-                if all(x.type.kind is not Kind.RECORD for x in added):  # built in place: no call
-                    values = ", ".join(added_value(x) for x in added)
-                    return (f"{var} = {f.type.record.class_name}({values})",)
-                return (f"{var} = {child}(_EMPTY, problems, change, settings)",)
+                return (built_line(f, "problems"),)
             fast_map = (  # inlined happy path: a well-formed {"M": {...}}
                 f"av = {get}",
                 'if type(av) is dict and type(m := av.get("M")) is dict and len(av) == 1:',
@@ -161,6 +152,15 @@ def decode_lines(f: Field, cls: str) -> tuple[str, ...]:
                 f"    {var} = {child}(_EMPTY if m is None else m, problems, change, settings)",
             )
     raise ValueError(f"no decoder for {kind}")
+
+
+def built_line(f: Field, problems: str) -> str:
+    """The line building a record field that holds no image attribute (e.g. `cdc`)."""
+    assert f.type.record is not None
+    added = f.type.record.fields
+    if all(x.type.kind is not Kind.RECORD for x in added):  # built in place: no call
+        return f"{local(f)} = {f.type.record.class_name}({', '.join(added_value(x) for x in added)})"
+    return f"{local(f)} = _decode_{f.type.record.class_name}(_EMPTY, {problems}, change, settings)"
 
 
 def template_value(f: Field) -> str:
@@ -241,7 +241,7 @@ def class_view(record: Record, rt: RecordType) -> ClassView:
         decode = decode_lines(f, record.class_name) if image else ()
         names = Names(
             local(f),
-            decode,
+            built=built_line(f, "[]") if f.type.kind is Kind.RECORD and not f.has_image_fields else "",
             symbols=symbols_const(record.class_name, f),
             item_helper=item_helper(f.type.items, record.class_name, f) if f.type.items is not None else "",
         )
@@ -316,9 +316,7 @@ def field_info(f: Field) -> str:
         args.append(f"symbols={t.symbols!r}")
     # for an array, the range, precision and scale of its items
     if t.kind in INT_RANGES:
-        lo, hi = INT_RANGES[t.kind]
-        lo = lo if f.minimum is None else f.minimum
-        hi = hi if f.maximum is None else f.maximum
+        lo, hi = int_range(t.kind, f)
         args += [f"minimum={lo}", f"maximum={hi}"]
     if t.kind is Kind.DECIMAL:
         args += [f"precision={t.precision}", f"scale={t.scale}"]

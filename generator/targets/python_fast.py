@@ -36,6 +36,20 @@ GENERIC = "dict[str, Any]"
 FAST_DIGITS = {Kind.INT: 9, Kind.LONG: 18}
 
 
+def int_range(kind: Kind, f: Field) -> tuple[int, int]:
+    """The values an integer field (or a list's integer items) may hold."""
+    lo, hi = INT_RANGES[kind]
+    return (lo if f.minimum is None else f.minimum), (hi if f.maximum is None else f.maximum)
+
+
+def int_check(f: Field, v: str) -> str:
+    """Condition on the text `v` of an integer field: plain digits within its range. It binds
+    `n` to the value, so both decoders convert each number once."""
+    lo, hi = int_range(f.type.kind, f)
+    digits = FAST_DIGITS[f.type.kind]
+    return f"{v}.isdigit() and {v}.isascii() and len({v}) <= {digits} and {lo} <= (n := int({v})) <= {hi}"
+
+
 @dataclass(frozen=True)
 class WireField:
     name: str
@@ -44,14 +58,19 @@ class WireField:
 
 @dataclass(frozen=True)
 class WireView:
-    cls: str  # the record class
+    name: str  # the Struct of the record's image attributes
+    map_name: str  # the Struct of `{"M": ...}` holding it, for a nested record
     fields: tuple[WireField, ...]
     nested: bool  # wrapped in `{"M": ...}` by its parent
-    empty: bool  # its map may be absent while the record is built (then every attribute is absent)
+    empty: str  # its map may be absent while the record is built: the all-absent instance ("": never)
 
 
 def wire_class(record: Record) -> str:
     return f"_W_{record.class_name}"
+
+
+def empty_struct(record: Record) -> str:
+    return f"_EMPTY_{record.class_name}"
 
 
 def map_class(record: Record) -> str:
@@ -93,7 +112,7 @@ def wire_view(record: Record, rt: RecordType) -> WireView | None:
     if not fields and not root:
         return None
     empty = any(absent_but_built(f) and f.type.record is record for f in rt.walk())
-    return WireView(record.class_name, fields, nested=not root, empty=empty)
+    return WireView(wire_class(record), map_class(record), fields, not root, empty_struct(record) if empty else "")
 
 
 def convert_lines(f: Field, var: str, a: str, names: Names) -> list[str]:
@@ -107,15 +126,7 @@ def convert_lines(f: Field, var: str, a: str, names: Names) -> list[str]:
         case Kind.ENUM:
             return [f"{var} = {a}.S", f"if {var} not in {names.symbols}:", "    return None"]
         case Kind.INT | Kind.LONG:
-            lo, hi = INT_RANGES[kind]
-            lo = lo if f.minimum is None else f.minimum
-            hi = hi if f.maximum is None else f.maximum
-            return [
-                f"v = {a}.N",
-                f"if not (v.isdigit() and v.isascii() and len(v) <= {FAST_DIGITS[kind]} and {lo} <= int(v) <= {hi}):",
-                "    return None",
-                f"{var} = int(v)",
-            ]
+            return [f"v = {a}.N", f"if not ({int_check(f, 'v')}):", "    return None", f"{var} = n"]
         case Kind.DECIMAL:
             return [
                 f"{var} = w.decimal_text({a}.N, {f.type.precision}, {f.type.scale})",
@@ -150,37 +161,28 @@ class Names:
     """What the exact decoder of the same field already names (python.py spells them)."""
 
     local: str  # the field's local variable
-    exact: tuple[str, ...]  # the exact decoder's lines for the field
+    built: str = ""  # a record without image attributes: the line that builds it (no image read)
     symbols: str = ""  # an enum's constant of symbols
     item_helper: str = ""  # a list's element decoder
 
 
 def fast_lines(f: Field, names: Names) -> tuple[str, ...]:
-    """Lines of `_fast_<Class>` that set the field's local from the Struct `s`.
-
-    The exact decoder's lines are reused for a record the pipeline builds without image
-    attributes (they read nothing from the image).
-    """
-    local, exact = names.local, names.exact
+    """Lines of `_fast_<Class>` that set the field's local from the Struct `s`."""
+    local = names.local
     if not f.has_image_fields:
-        if f.type.kind is Kind.RECORD:
-            return tuple(line.replace("problems", "[]") for line in exact)
-        return ()
+        return (names.built,) if names.built else ()
     if f.wire_required:
         if f.type.kind in (Kind.STRING, Kind.BOOLEAN) or (f.type.kind is Kind.ARRAY and not generic(f)):
             return tuple(convert_lines(f, local, f"s.{f.name}", names))  # one attribute read
         return ("a = s." + f.name, *convert_lines(f, local, "a", names))
-    if absent_but_built(f):
+    absent = "None"
+    if absent_but_built(f):  # every attribute absent: the child cannot decline
         assert f.type.record is not None
-        absent = f"_fast_{f.type.record.class_name}(_EMPTY_{f.type.record.class_name}, change, settings)"
-    else:
-        absent = "None"
-    converted = convert_lines(f, local, "a", names)
+        absent = f"_fast_{f.type.record.class_name}({empty_struct(f.type.record)}, change, settings)"
     return (
         f"a = s.{f.name}",
         "if a is UNSET:",
         f"    {local} = {absent}",
-        *(["    if " + local + " is None:", "        return None"] if absent != "None" else []),
         "else:",
-        *("    " + line for line in converted),
+        *("    " + line for line in convert_lines(f, local, "a", names)),
     )
