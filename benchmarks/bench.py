@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench.py                  # 200,000 records, 3 rounds
     .venv/bin/python benchmarks/bench.py --records 20000  # a quick check
 
-Input: `dmd sample` events (fixed seed) when `dmd.runtime.sample` is importable, otherwise a
+Input: `dmd sample` events (fixed seed) when `dmd.tools.sample` is importable, otherwise a
 small deterministic generator below that builds the same kind of Kinesis records from the
 RecordSpecs. The records are cut into Lambda events of 100 and of 10,000 records.
 
@@ -68,9 +68,9 @@ def kinesis_records(n: int, seed: int) -> tuple[list[dict[str, Any]], str]:
     `dmd sample` output is cached in the temp folder (keyed by its source), since generating
     200,000 records takes longer than a benchmark round."""
     try:
-        from dmd.runtime import sample
+        from dmd.tools import sample
     except ImportError:
-        return _synthetic_records(n, seed), "synthetic (dmd.runtime.sample is not installed)"
+        return _synthetic_records(n, seed), "synthetic (dmd.tools.sample is not installed)"
     digest = hashlib.sha256(Path(sample.__file__).read_bytes()).hexdigest()[:12]
     cache = Path(tempfile.gettempdir()) / f"dmd-bench-{n}-{seed}-{digest}.json"
     if cache.exists():
@@ -78,7 +78,7 @@ def kinesis_records(n: int, seed: int) -> tuple[list[dict[str, Any]], str]:
     try:
         records = [r for event in sample.Sampler(n, seed, batch_size=10_000).events() for r in event["Records"]]
     except (AttributeError, TypeError) as e:  # an API this benchmark does not know
-        return _synthetic_records(n, seed), f"synthetic (dmd.runtime.sample.Sampler failed: {e})"
+        return _synthetic_records(n, seed), f"synthetic (dmd.tools.sample.Sampler failed: {e})"
     tmp = cache.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_bytes(orjson.dumps(records))
     tmp.replace(cache)
@@ -221,9 +221,9 @@ class MemoryStorage:
 def ours(fmt: str) -> Callable[[dict[str, Any]], int]:
     """One Lambda event -> records handled, through the real runtime."""
     from dmd.generated import REGISTRY
-    from dmd.runtime.config import Settings
-    from dmd.runtime.envelope import decode_event
-    from dmd.runtime.pipeline import gc_paused, parse_batch, process_batch
+    from dmd.ingest.config import Settings
+    from dmd.ingest.envelope import decode_event
+    from dmd.ingest.pipeline import gc_paused, parse_batch, process_batch
 
     settings = Settings(format="parquet" if fmt == "parse" else fmt)
     storage = MemoryStorage()
@@ -403,10 +403,10 @@ def floor_parse() -> Callable[[dict[str, Any]], int]:
 def floor_parquet(events: list[dict[str, Any]]) -> tuple[Callable[[Any], int], list[Any]]:
     """pyarrow writing prebuilt tables of the same groups, with our writer options."""
     from dmd.generated import REGISTRY
-    from dmd.runtime.config import Settings
-    from dmd.runtime.encode import write_parquet
-    from dmd.runtime.envelope import decode_event
-    from dmd.runtime.pipeline import parse_batch
+    from dmd.ingest.config import Settings
+    from dmd.ingest.envelope import decode_event
+    from dmd.ingest.pipeline import parse_batch
+    from dmd.lake.encode import write_parquet
 
     settings = Settings(format="parquet")
     prebuilt = []
@@ -446,10 +446,10 @@ def per_file_overhead(events: list[dict[str, Any]]) -> dict[str, float]:
     import pyarrow.parquet as pq
 
     from dmd.generated import REGISTRY
-    from dmd.runtime.config import Settings
-    from dmd.runtime.encode import write_parquet
-    from dmd.runtime.envelope import decode_event
-    from dmd.runtime.pipeline import parse_batch
+    from dmd.ingest.config import Settings
+    from dmd.ingest.envelope import decode_event
+    from dmd.ingest.pipeline import parse_batch
+    from dmd.lake.encode import write_parquet
 
     groups, _ = parse_batch(decode_event(events[0]), registry=REGISTRY, settings=Settings())
     (type_name, _), items = next(iter(groups.items()))
@@ -485,11 +485,11 @@ def child_env() -> dict[str, str]:
 COLD_IMPORT = """
 import sys, time
 t = time.perf_counter()
-import dmd.runtime.handler
+import dmd.ingest.handler
 ms = (time.perf_counter() - t) * 1000
 heavy = sorted({m.split(".")[0] for m in sys.modules} & {"pyarrow", "fastavro", "jinja2", "jsonschema", "click"})
 t = time.perf_counter()
-dmd.runtime.handler.STORAGE.client  # made on the first put
+dmd.ingest.handler.STORAGE.client  # made on the first put
 client_ms = (time.perf_counter() - t) * 1000
 print(ms, client_ms, ",".join(heavy) or "-")
 """
@@ -626,7 +626,7 @@ def main() -> None:
     ms, client_ms, heavy = cold_import(args.imports)
     verdict = "ok" if ms <= COLD_IMPORT_TARGET_MS else "MISS"
     print(
-        f"\ncold import of dmd.runtime.handler incl. boto3 (fresh interpreter, median of {args.imports}): "
+        f"\ncold import of dmd.ingest.handler incl. boto3 (fresh interpreter, median of {args.imports}): "
         f"{ms:.0f} ms (target <= {COLD_IMPORT_TARGET_MS}) {verdict}; heavy modules loaded: {heavy or 'none'}\n"
         f"  + the S3 client, created on the first put: {client_ms:.0f} ms (import + client: {ms + client_ms:.0f} ms)"
     )

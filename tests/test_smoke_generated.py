@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from dmd.generated import REGISTRY
-from dmd.runtime.records import Change, DecodeError
+from dmd.support.records import Change, DecodeError
 
 
 def test_registry_holds_the_four_domain_types():

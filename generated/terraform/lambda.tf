@@ -18,7 +18,7 @@ resource "aws_lambda_function" "archiver" {
   role             = aws_iam_role.archiver.arn
   runtime          = var.lambda_runtime
   architectures    = [var.architecture]
-  handler          = "dmd.runtime.handler.handler"
+  handler          = "dmd.ingest.handler.handler"
   filename         = var.package_path
   source_code_hash = filebase64sha256(var.package_path)
   memory_size      = var.memory_size

@@ -3,7 +3,7 @@ the runtime writes, a `<type>_current` view and an `all_records` view; plus the 
 a Python module (`dmd.generated.views`), so the local DuckDB query runs the very SQL Athena runs.
 
 The statements hold placeholders filled at deploy time (`envsubst`, or `render_sql` in
-dmd.runtime.query): ${database}, ${bucket}, ${prefix}, ${projection_start} and ${projection_end}. Athena's own
+dmd.tools.query): ${database}, ${bucket}, ${prefix}, ${projection_start} and ${projection_end}. Athena's own
 `${partition_date}` in `storage.location.template` is not one of them and stays as it is.
 """
 

@@ -352,7 +352,7 @@ def render_python(model: Model) -> dict[str, str]:
 
 # --- Avro binary writers ---------------------------------------------------------------------------
 # Each record class gets `_write_<Class>(o, out)` appending its Avro datum to a bytearray
-# (runtime/avrowire.py holds the helpers and the container).
+# (runtime/support/avrowire.py holds the helpers and the container).
 
 AVRO_SCALAR_WRITES: dict[Kind, str] = {
     Kind.STRING: "write_string(out, {v})",

@@ -7,7 +7,7 @@ accepts a subset of what the exact decoder (`decode`) accepts and builds the ide
 record from it; on anything else (a NULL attribute, a negative or exponent number, a
 timestamp with an offset, and every error) it returns None, and the runtime decodes the
 record again with the exact decoder, which names each bad field. Both paths share the
-value expressions of `python.py` and the text helpers of `dmd.runtime.wire`.
+value expressions of `python.py` and the text helpers of `dmd.support.wire`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from ..model import TIMESTAMP_KINDS, Field, Kind, Record, RecordType
 from ..typemap import INT_RANGES
 
-# Wire wrappers of dmd.runtime.wiretypes (imported as `wt`) per scalar kind.
+# Wire wrappers of dmd.support.wiretypes (imported as `wt`) per scalar kind.
 SCALAR_WRAPPERS: dict[Kind, str] = {
     Kind.STRING: "wt.S",
     Kind.ENUM: "wt.S",

@@ -34,7 +34,7 @@ ALSO_FROM = {"athena.tf": (athena.CURRENT_BODY, athena.ALL_RECORDS_BODY)}
 ROOT, START, END = "@@lake_root@@", "@@projection_start@@", "@@projection_end@@"
 INTERPOLATIONS = {ROOT: "${local.lake_root}", START: "${var.projection_start}", END: "${var.projection_end}"}
 
-# The runtime's configuration (dmd.runtime.config), as Terraform sets it on the function.
+# The runtime's configuration (dmd.ingest.config), as Terraform sets it on the function.
 ENVIRONMENT = (
     ("DMD_BUCKET", "aws_s3_bucket.archive.bucket"),
     ("DMD_PREFIX", "var.prefix"),
@@ -44,9 +44,9 @@ ENVIRONMENT = (
     ("DMD_SOURCE_SYSTEM_ID", "var.source_system_id"),
     ("DMD_LOG_LEVEL", "var.log_level"),
 )
-# Codecs the runtime accepts per format (dmd.runtime.config.CODECS); empty: the format's default.
+# Codecs the runtime accepts per format (dmd.ingest.config.CODECS); empty: the format's default.
 CODECS = {"parquet": ("snappy", "zstd", "none"), "avro": ("deflate", "null", "snappy", "zstandard")}
-HANDLER = "dmd.runtime.handler.handler"
+HANDLER = "dmd.ingest.handler.handler"
 # DynamoDB's stream record: the image that holds the item of an event, by event name.
 IMAGES = (("NewImage", ("INSERT", "MODIFY")), ("OldImage", ("REMOVE",)))
 TYPE_ATTRIBUTE = "type"  # every item names its record type here (the loader requires the field)

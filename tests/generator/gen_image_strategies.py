@@ -14,7 +14,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from dmd.runtime.records import FieldInfo
+from dmd.support.records import FieldInfo
 
 ABSENT = object()  # the attribute is not in the image
 

@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT / "schemas"
 # `dmd` as its console script runs it, in a fresh interpreter of this environment
-DMD = [sys.executable, "-c", "from dmd.runtime.cli import main; main()"]
+DMD = [sys.executable, "-c", "from dmd.tools.cli import main; main()"]
 SHA256 = re.compile(r"sha256:([0-9a-f]{64})\b")
 TIMESTAMPISH = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}|\b\d{10}\b")
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from dmd.generated import REGISTRY
 from dmd.generator.loader import load_model
 from dmd.generator.model import RecordType
-from dmd.runtime.records import REDACTED, Change, RecordSpec
+from dmd.support.records import REDACTED, Change, RecordSpec
 
 MISSING = object()  # boto3 has no value to compare (absent attribute, or it raised)
 SETTINGS = {"source_system_id": "sys-7"}

@@ -28,8 +28,8 @@ from test_differential import differential
 from test_generated_roundtrip import roundtrips
 
 from dmd.generator.loader import load_model
-from dmd.runtime.cli import main
-from dmd.runtime.records import Change, DecodeError
+from dmd.support.records import Change, DecodeError
+from dmd.tools.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 VENUE = Path(__file__).parent / "cases" / "extensibility" / "venue.json"

@@ -25,11 +25,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dmd.generated import REGISTRY
-from dmd.runtime.config import Settings
-from dmd.runtime.envelope import StreamRecord, _base64, decode_event
-from dmd.runtime.parse import ArchiveError, Parsed, parse_exact, parse_fast
-from dmd.runtime.sample import sample
-from dmd.runtime.wire import timestamp_text
+from dmd.ingest.config import Settings
+from dmd.ingest.envelope import StreamRecord, _base64, decode_event
+from dmd.ingest.parse import ArchiveError, Parsed, parse_exact, parse_fast
+from dmd.support.wire import timestamp_text
+from dmd.tools.sample import sample
 
 SETTINGS = Settings().record_settings
 TTL = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
@@ -168,7 +168,7 @@ def test_on_sample_output_every_record_agrees_and_good_ones_go_fast(bad_fraction
 
 def test_records_of_fast_and_exact_path_encode_identically():
     """What lands in the lake is the same bytes whichever path decoded the records."""
-    from dmd.runtime.encode import encode
+    from dmd.lake.encode import encode
 
     sources = [s for e in sample(records=400, seed=5)[0] for s in decode_event(e)]
     pairs = [(f, parse_exact(s, REGISTRY, SETTINGS)) for s in sources if (f := parse_fast(s, REGISTRY, SETTINGS))]

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dmd.generated import REGISTRY
-from dmd.runtime import wire
-from dmd.runtime.records import Change, DecodeError
+from dmd.support import wire
+from dmd.support.records import Change, DecodeError
 
 CHANGE = Change("MODIFY", False, "49", datetime(2024, 1, 15, 18, 31, tzinfo=UTC), "ev-1")
 SETTINGS = {"source_system_id": "sys-7"}

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dmd.generated import REGISTRY
-from dmd.runtime.records import Change, RecordSpec
+from dmd.support.records import Change, RecordSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 AVSC = sorted((ROOT / "generated" / "avro").glob("*.avsc"))

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from dmd.generator.loader import load_model
 from dmd.generator.targets import TARGETS, render_all
 from dmd.generator.writer import existing_files
-from dmd.runtime.cli import main
+from dmd.tools.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT / "schemas"

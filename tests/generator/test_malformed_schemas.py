@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from dmd.generator.loader import GENERATED_MODULE_NAMES, SchemaError, load_model
-from dmd.runtime.cli import main
+from dmd.tools.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES = Path(__file__).parent / "cases" / "malformed"

@@ -9,7 +9,7 @@ from pathlib import Path
 import sqlglot
 from sqlglot import exp
 
-from dmd.runtime.query import render_sql
+from dmd.tools.query import render_sql
 
 ROOT = Path(__file__).resolve().parents[2]
 ATHENA = ROOT / "generated" / "athena"

@@ -12,7 +12,7 @@ import fastavro
 import pyarrow.parquet as pq
 
 from dmd.generated import REGISTRY
-from dmd.runtime.records import Change
+from dmd.support.records import Change
 
 SETTINGS = {"source_system_id": "x"}
 T0 = datetime(2024, 1, 15, 18, 30, tzinfo=UTC)

@@ -15,7 +15,7 @@ from infra_ddl import ATHENA, PARAMS, ROOT, parse_table, table_files, view_sql
 
 from dmd.generated import REGISTRY
 from dmd.generator.targets.athena import PLACEHOLDERS
-from dmd.runtime.query import render_sql
+from dmd.tools.query import render_sql
 
 TYPES = sorted(REGISTRY)
 FORMATS = ("parquet", "avro")

@@ -13,7 +13,7 @@ from infra_lake import T0, Version, demand_image, sale_image, write
 
 from dmd.generated import REGISTRY
 from dmd.generated.views import ALL_RECORDS_BODY, ALL_RECORDS_VIEW, CURRENT_VIEWS
-from dmd.runtime.query import open_lake, render_sql
+from dmd.tools.query import open_lake, render_sql
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -109,7 +109,7 @@ def test_render_sql_fills_only_the_given_placeholders():
 def test_dmd_query_prints_a_table(lake: Path):
     from click.testing import CliRunner
 
-    from dmd.runtime.cli import main
+    from dmd.tools.cli import main
 
     sql = "SELECT type, count(*) AS n FROM all_records GROUP BY ALL ORDER BY ALL"
     result = CliRunner().invoke(main, ["query", sql, "--lake", str(lake)])

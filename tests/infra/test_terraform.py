@@ -138,7 +138,7 @@ def test_event_source_mapping_reports_partial_failures_and_retries_finitely():
 
 def test_function_runs_the_handler_with_the_runtime_configuration():
     (fn,) = resources("aws_lambda_function").values()
-    assert unquote(fn["handler"]) == "dmd.runtime.handler.handler"
+    assert unquote(fn["handler"]) == "dmd.ingest.handler.handler"
     assert variables()["lambda_runtime"]["default"] in ("python3.11", "python3.12")
     (env,) = fn["environment"]
     names = set(env["variables"])
@@ -216,7 +216,7 @@ def test_terraform_fmt_leaves_the_files_unchanged():
 
 
 def test_function_environment_matches_the_runtime_configuration():
-    from dmd.runtime.config import CODECS, ENVIRONMENT
+    from dmd.ingest.config import CODECS, ENVIRONMENT
 
     (fn,) = resources("aws_lambda_function").values()
     (env,) = fn["environment"]

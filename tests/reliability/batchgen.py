@@ -18,7 +18,7 @@ from random import Random
 from typing import Any
 
 from dmd.generated import REGISTRY
-from dmd.runtime.records import FieldInfo
+from dmd.support.records import FieldInfo
 
 TYPES = tuple(sorted(REGISTRY))
 SHARD = "shardId-000000000003"

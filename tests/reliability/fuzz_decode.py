@@ -32,11 +32,11 @@ def _imports() -> None:
     from memstore import MemoryStorage
 
     from dmd.generated import REGISTRY
-    from dmd.runtime.config import Settings
-    from dmd.runtime.envelope import EnvelopeError, StreamRecord, decode_event, read_lines
-    from dmd.runtime.parse import ArchiveError, Parsed, parse
-    from dmd.runtime.pipeline import process_batch
-    from dmd.runtime.records import Change, DecodeError
+    from dmd.ingest.config import Settings
+    from dmd.ingest.envelope import EnvelopeError, StreamRecord, decode_event, read_lines
+    from dmd.ingest.parse import ArchiveError, Parsed, parse
+    from dmd.ingest.pipeline import process_batch
+    from dmd.support.records import Change, DecodeError
 
 
 SETTINGS: Any = None

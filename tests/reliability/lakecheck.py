@@ -12,7 +12,7 @@ from typing import Any
 import fastavro
 import pyarrow.parquet as pq
 
-from dmd.runtime.config import Settings
+from dmd.ingest.config import Settings
 
 
 @dataclass

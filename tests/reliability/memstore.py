@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 
-from dmd.runtime.storage import StorageError
+from dmd.lake.storage import StorageError
 
 
 class MemoryStorage:

@@ -24,9 +24,9 @@ from lakecheck import assert_conserved, read_lake
 from memstore import MemoryStorage
 
 from dmd.generated import REGISTRY
-from dmd.runtime.config import Settings
-from dmd.runtime.envelope import decode_event
-from dmd.runtime.pipeline import process_batch
+from dmd.ingest.config import Settings
+from dmd.ingest.envelope import decode_event
+from dmd.ingest.pipeline import process_batch
 
 SCALE = float(os.environ.get("DMD_RELIABILITY_SCALE", "1"))
 TOTALS: Counter[str] = Counter()  # reported at the end of the session (see conftest)
@@ -124,8 +124,8 @@ def lambda_handler(s3, moto_server, monkeypatch):
     monkeypatch.setenv("DMD_BUCKET", "dmd-test")
     monkeypatch.setenv("DMD_S3_ENDPOINT", moto_server.url)
     monkeypatch.setenv("DMD_FORMAT", "avro")
-    sys.modules.pop("dmd.runtime.handler", None)
-    return importlib.import_module("dmd.runtime.handler")
+    sys.modules.pop("dmd.ingest.handler", None)
+    return importlib.import_module("dmd.ingest.handler")
 
 
 def _empty_bucket(s3) -> None:

@@ -28,10 +28,10 @@ from lakecheck import assert_conserved, read_lake
 from memstore import MemoryStorage
 
 from dmd.generated import REGISTRY
-from dmd.runtime.config import Settings
-from dmd.runtime.envelope import decode_event
-from dmd.runtime.pipeline import BatchResult, process_batch
-from dmd.runtime.storage import S3Policy, S3Storage, s3_client
+from dmd.ingest.config import Settings
+from dmd.ingest.envelope import decode_event
+from dmd.ingest.pipeline import BatchResult, process_batch
+from dmd.lake.storage import S3Policy, S3Storage, s3_client
 
 BUCKET = "dmd-test"
 TOTALS: Counter[str] = Counter()  # reported at the end of the session (see conftest)
@@ -271,8 +271,8 @@ def load_handler(monkeypatch, endpoint: str, **env: str):
     monkeypatch.setenv("DMD_S3_ENDPOINT", endpoint)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    sys.modules.pop("dmd.runtime.handler", None)
-    return importlib.import_module("dmd.runtime.handler")
+    sys.modules.pop("dmd.ingest.handler", None)
+    return importlib.import_module("dmd.ingest.handler")
 
 
 def test_error_document_delivery_failing_is_reported_for_retry_then_completed(s3, fault_proxy, monkeypatch):
@@ -331,7 +331,7 @@ def test_handler_with_a_stalled_server_times_out_within_its_configured_policy(s3
     ],
 )
 def test_a_bad_retry_policy_fails_at_cold_start(monkeypatch, aws_env, env, message):
-    from dmd.runtime.config import ConfigError
+    from dmd.ingest.config import ConfigError
 
     with pytest.raises(ConfigError, match="invalid configuration") as err:
         load_handler(monkeypatch, "http://127.0.0.1:1", **env)

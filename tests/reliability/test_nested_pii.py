@@ -15,9 +15,9 @@ import pytest
 from lakecheck import read_container
 
 from dmd.generator.generate import generate
-from dmd.runtime.config import Settings
-from dmd.runtime.encode import encode
-from dmd.runtime.records import REDACTED, Change
+from dmd.ingest.config import Settings
+from dmd.lake.encode import encode
+from dmd.support.records import REDACTED, Change
 
 ROOT = Path(__file__).resolve().parents[2]
 WHEN = datetime(2024, 1, 15, 18, 30, tzinfo=UTC)

@@ -25,12 +25,12 @@ from lakecheck import read_lake
 from memstore import MemoryStorage
 
 from dmd.generated import REGISTRY
-from dmd.runtime import logs
-from dmd.runtime.cli import main
-from dmd.runtime.config import Settings
-from dmd.runtime.envelope import decode_event
-from dmd.runtime.pipeline import process_batch
-from dmd.runtime.records import REDACTED
+from dmd.ingest import logs
+from dmd.ingest.config import Settings
+from dmd.ingest.envelope import decode_event
+from dmd.ingest.pipeline import process_batch
+from dmd.support.records import REDACTED
+from dmd.tools.cli import main
 
 MARK = "pii_marker_"  # "_" never occurs in base64 or hex (request ids, signatures)
 
@@ -204,8 +204,8 @@ def load_handler(monkeypatch, endpoint: str, **env: str):
     monkeypatch.setenv("DMD_LOG_LEVEL", "DEBUG")
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    sys.modules.pop("dmd.runtime.handler", None)
-    return importlib.import_module("dmd.runtime.handler")
+    sys.modules.pop("dmd.ingest.handler", None)
+    return importlib.import_module("dmd.ingest.handler")
 
 
 def assert_no_marker(text: str, markers: Markers) -> None:

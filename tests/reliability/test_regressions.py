@@ -12,9 +12,9 @@ import pytest
 from memstore import MemoryStorage
 
 from dmd.generated import REGISTRY
-from dmd.runtime.config import Settings
-from dmd.runtime.envelope import decode_event
-from dmd.runtime.pipeline import process_batch
+from dmd.ingest.config import Settings
+from dmd.ingest.envelope import decode_event
+from dmd.ingest.pipeline import process_batch
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 

@@ -21,12 +21,12 @@ from lakecheck import assert_conserved, read_lake
 from memstore import FailingStorage, MemoryStorage
 
 from dmd.generated import REGISTRY
-from dmd.runtime.cli import main
-from dmd.runtime.config import Settings
-from dmd.runtime.envelope import decode_event, read_lines
-from dmd.runtime.pipeline import process_batch
-from dmd.runtime.replay import Source, locate, replay
-from dmd.runtime.storage import LocalStorage, StorageError
+from dmd.ingest.config import Settings
+from dmd.ingest.envelope import decode_event, read_lines
+from dmd.ingest.pipeline import process_batch
+from dmd.lake.storage import LocalStorage, StorageError
+from dmd.tools.cli import main
+from dmd.tools.replay import Source, locate, replay
 
 SETTINGS = Settings(format="avro")
 WITHOUT_SALE = MappingProxyType({k: v for k, v in REGISTRY.items() if k != "sale"})
@@ -191,7 +191,7 @@ def test_cli_replay_on_a_local_lake(tmp_path):
 
 
 def test_cli_replay_on_s3(s3, moto_server, monkeypatch):
-    from dmd.runtime.storage import S3Storage, s3_client
+    from dmd.lake.storage import S3Storage, s3_client
 
     storage = S3Storage("dmd-test", "lake", client=s3_client(moto_server.url))
     items = batch(6, size=20)

@@ -15,11 +15,11 @@ import fastavro
 import pytest
 
 from dmd.generated import REGISTRY
-from dmd.runtime import avrowire
-from dmd.runtime.config import Settings
-from dmd.runtime.encode import encode_avro, encode_avro_fastavro
-from dmd.runtime.envelope import decode_event
-from dmd.runtime.pipeline import parse_batch
+from dmd.ingest.config import Settings
+from dmd.ingest.envelope import decode_event
+from dmd.ingest.pipeline import parse_batch
+from dmd.lake.encode import encode_avro, encode_avro_fastavro
+from dmd.support import avrowire
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,7 @@ def test_container_reads_back_like_fastavros(records, type_name, codec):
 
 @pytest.mark.parametrize("type_name", sorted(REGISTRY))
 def test_arrow_from_rows_equals_columns(records, type_name):
-    from dmd.runtime.columns import table_from_rows
+    from dmd.support.columns import table_from_rows
 
     spec = REGISTRY[type_name]
     module = importlib.import_module(spec.record_class.__module__)
@@ -117,7 +117,7 @@ def test_arrow_from_rows_equals_columns(records, type_name):
 def test_lean_and_full_parquet_read_back_alike(records, rows):
     import pyarrow.parquet as pq
 
-    from dmd.runtime.encode import encode_parquet
+    from dmd.lake.encode import encode_parquet
 
     spec = REGISTRY["demand"]
     recs = (records["demand"] * (rows // len(records["demand"]) + 1))[:rows]
@@ -130,7 +130,7 @@ def test_lean_and_full_parquet_read_back_alike(records, rows):
 def test_parquet_groups_from_one_table_equal_files_written_alone(records, type_name):
     """encode_groups converts a batch's records of a type once and writes slices; each file is
     byte for byte the one its group alone gives, at sizes on both sides of the row thresholds."""
-    from dmd.runtime.encode import encode_groups, encode_parquet
+    from dmd.lake.encode import encode_groups, encode_parquet
 
     spec = REGISTRY[type_name]
     recs = records[type_name]
@@ -147,8 +147,8 @@ def test_parquet_groups_from_one_table_equal_files_written_alone(records, type_n
 def test_a_group_the_encoder_rejects_costs_only_its_bad_records():
     """If converting a type's groups together fails, each group is encoded on its own and only
     the records the encoder rejects become errors."""
-    from dmd.runtime.pipeline import _encode_type
-    from dmd.runtime.sample import sample
+    from dmd.ingest.pipeline import _encode_type
+    from dmd.tools.sample import sample
 
     events, _ = sample(records=300, seed=2)
     settings = Settings(format="parquet")
@@ -177,7 +177,7 @@ def test_parquet_runs_allocate_through_malloc_unless_told_otherwise(env, import_
 
     code = (
         ("import pyarrow\n" if import_first else "") + "from dmd.generated import REGISTRY\n"
-        "from dmd.runtime.encode import encode_groups\n"
+        "from dmd.lake.encode import encode_groups\n"
         "encode_groups('parquet', REGISTRY['sale'], [[]], 'snappy')\n"
         "import pyarrow as pa\n"
         "print(pa.default_memory_pool().backend_name)\n"

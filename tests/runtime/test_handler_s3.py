@@ -19,7 +19,7 @@ import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
 from dmd.generated import REGISTRY
-from dmd.runtime.config import ConfigError
+from dmd.ingest.config import ConfigError
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 
@@ -33,8 +33,8 @@ def load_handler(monkeypatch, endpoint: str, **env: str):
     monkeypatch.setenv("DMD_S3_ENDPOINT", endpoint)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    sys.modules.pop("dmd.runtime.handler", None)
-    return importlib.import_module("dmd.runtime.handler")
+    sys.modules.pop("dmd.ingest.handler", None)
+    return importlib.import_module("dmd.ingest.handler")
 
 
 def keys(s3, prefix: str = "") -> list[str]:

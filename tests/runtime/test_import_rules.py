@@ -16,12 +16,12 @@ RUN = """
 import json, sys
 from pathlib import Path
 fmt, event_file = sys.argv[1], sys.argv[2]
-import dmd.runtime.handler  # the Lambda cold start
+import dmd.ingest.handler  # the Lambda cold start
 after_import = sorted({m.split(".")[0] for m in sys.modules} & WATCHED)
 from dmd.generated import REGISTRY
-from dmd.runtime.config import Settings
-from dmd.runtime.envelope import decode_event
-from dmd.runtime.pipeline import process_batch
+from dmd.ingest.config import Settings
+from dmd.ingest.envelope import decode_event
+from dmd.ingest.pipeline import process_batch
 
 
 class Memory:
@@ -66,7 +66,7 @@ def test_parquet_runs_never_import_fastavro(project_root):
 
 @pytest.mark.parametrize(
     "module",
-    ["dmd.runtime.handler", "dmd.runtime.pipeline", "dmd.runtime.storage", "dmd.runtime.package", "dmd.generated"],
+    ["dmd.ingest.handler", "dmd.ingest.pipeline", "dmd.lake.storage", "dmd.tools.package", "dmd.generated"],
 )
 def test_runtime_modules_never_import_jinja2_jsonschema_click(module):
     code = (
@@ -76,3 +76,42 @@ def test_runtime_modules_never_import_jinja2_jsonschema_click(module):
     env = os.environ | {"DMD_BUCKET": "dmd-test", "AWS_DEFAULT_REGION": "us-east-1"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# Which dmd packages each package may import: the jobs layer, with no cycle between them.
+LAYERS = {
+    "dmd.support": set(),  # what generated code imports: nothing else of dmd
+    "dmd.generated": {"dmd.support"},
+    "dmd.lake": {"dmd.support"},
+    "dmd.ingest": {"dmd.support", "dmd.lake", "dmd.generated"},
+    "dmd.generator": {"dmd.lake"},
+    "dmd.tools": {"dmd.support", "dmd.lake", "dmd.ingest", "dmd.generated", "dmd.generator"},
+}
+
+
+def _dmd_imports(path) -> set[str]:
+    import ast
+
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return {".".join(n.split(".")[:2]) for n in names if n.startswith("dmd.")}
+
+
+@pytest.mark.parametrize("package", sorted(LAYERS))
+def test_packages_import_only_the_layers_below_them(package):
+    import importlib
+    from pathlib import Path
+
+    folder = Path(importlib.import_module(package).__file__).parent
+    allowed = LAYERS[package] | {package}
+    bad = {
+        f"{path.relative_to(folder)} imports {name}"
+        for path in folder.rglob("*.py")
+        for name in _dmd_imports(path)
+        if name not in allowed
+    }
+    assert not bad, sorted(bad)

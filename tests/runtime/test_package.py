@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dmd.runtime.package import build
+from dmd.tools.package import build
 
 pytestmark = pytest.mark.slow  # pip installs the wheels (from the local mirror): ~30-60 s
 
@@ -23,7 +23,7 @@ LAMBDA_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "u
 RUN_HANDLER = """
 import json, sys
 sys.path[:0] = [sys.argv[1], sys.argv[2]]
-import dmd.runtime.handler as h
+import dmd.ingest.handler as h
 result = h.handler(json.load(open(sys.argv[3])))
 heavy = sorted({m.split(".")[0] for m in sys.modules} & {"pyarrow", "fastavro", "jinja2", "jsonschema", "click"})
 from importlib.util import find_spec
@@ -65,8 +65,8 @@ def test_sizes_within_targets_and_nothing_unneeded(package):
         assert absent not in tops
     assert not any("/tests/" in n or n.endswith((".h", ".pyx", ".pxd")) for n in names)
     assert not any("flight" in n or "substrait.py" in n for n in names)
-    assert "dmd/runtime/handler.py" in names and "dmd/generated/demand.py" in names
-    assert not any(n.startswith(("dmd/generator", "dmd/templates")) or n == "dmd/runtime/cli.py" for n in names)
+    assert "dmd/ingest/handler.py" in names and any(n.startswith("dmd/generated/") for n in names)
+    assert not any(n.startswith(("dmd/generator/", "dmd/templates/", "dmd/tools/")) for n in names)
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "avro"])

@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from dmd.runtime.cli import main
-from dmd.runtime.sample import write_sample
+from dmd.tools.cli import main
+from dmd.tools.sample import write_sample
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "avro"])

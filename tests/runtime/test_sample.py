@@ -15,9 +15,9 @@ import pytest
 from click.testing import CliRunner
 
 from dmd.generated import REGISTRY
-from dmd.runtime.cli import main
-from dmd.runtime.records import Change, DecodeError, FieldInfo, RecordSpec
-from dmd.runtime.sample import MALFORMED_KINDS, SHARDS, SampleStats, sample, write_sample
+from dmd.support.records import Change, DecodeError, FieldInfo, RecordSpec
+from dmd.tools.cli import main
+from dmd.tools.sample import MALFORMED_KINDS, SHARDS, SampleStats, sample, write_sample
 
 SETTINGS = {"source_system_id": "sample-test"}
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

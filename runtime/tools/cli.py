@@ -12,11 +12,11 @@ from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from .config import Settings
-from .storage import Storage
+from dmd.ingest.config import Settings
+from dmd.lake.storage import Storage
 
 if TYPE_CHECKING:
-    from .pipeline import BatchResult
+    from dmd.ingest.pipeline import BatchResult
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -109,9 +109,9 @@ def lake_options(command: Callable[..., None]) -> Callable[..., None]:
         log_level: str,
         **kwargs: Any,
     ) -> None:
-        from . import logs
-        from .config import ConfigError
-        from .storage import open_storage
+        from dmd.ingest import logs
+        from dmd.ingest.config import ConfigError
+        from dmd.lake.storage import open_storage
 
         try:
             settings = Settings(fmt, codec, prefix, errors_prefix, source_system_id)
@@ -132,9 +132,8 @@ def run(inputs: tuple[str, ...], lake: Lake) -> None:
     """Archive JSON-lines files of Lambda events (Kinesis or DynamoDB Streams), batch by batch,
     as the Lambda function would. INPUTS default to stdin ("-")."""
     from dmd.generated import REGISTRY
-
-    from .envelope import read_lines
-    from .pipeline import process_batch
+    from dmd.ingest.envelope import read_lines
+    from dmd.ingest.pipeline import process_batch
 
     totals = RunTotals()
     for name in inputs or ("-",):
@@ -205,7 +204,7 @@ class RunTotals:
     "--bad-kind",
     "bad_kinds",
     multiple=True,
-    help="Only malformed records of this kind (repeatable; default: every kind). See dmd.runtime.sample.",
+    help="Only malformed records of this kind (repeatable; default: every kind). See dmd.tools.sample.",
 )
 @click.option("--out", "out", default="-", show_default=True, help="JSON-lines file to write, or - for stdout.")
 def sample(records: int, seed: int, bad_fraction: float, batch_size: int, bad_kinds: tuple[str, ...], out: str) -> None:
@@ -242,7 +241,7 @@ def query(sql: str, lake: Path, prefix: str, max_rows: int) -> None:
     """Run SQL over the lake: views <type>, <type>_current (latest non-deleted version per item) and all_records."""
     import duckdb
 
-    from dmd.runtime.query import open_lake
+    from dmd.tools.query import open_lake
 
     con = open_lake(lake, prefix)
     try:
@@ -270,8 +269,8 @@ def replay(source: str, lake: Lake) -> None:
     again. Each replayed document is then moved to `replayed/` under SOURCE, never deleted
     before its records are stored. Running it twice is harmless."""
     from dmd.generated import REGISTRY
+    from dmd.ingest import logs
 
-    from . import logs
     from .replay import locate
     from .replay import replay as run_replay
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import compileall
 import fnmatch
+import importlib
 import os
 import py_compile
 import shutil
@@ -33,8 +34,9 @@ NOT_DEPLOYED = frozenset({"boto3", "botocore", "click", "jinja2", "jsonschema", 
 # pyarrow 15+ publishes manylinux_2_28 wheels; Lambda's Python 3.11+ runtimes (Amazon Linux
 # 2023, glibc 2.34) load both.
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux2014_x86_64")
-# Modules of dmd.runtime that only the CLI uses.
-CLI_ONLY = frozenset({"cli.py", "package.py", "sample.py", "replay.py"})
+# The dmd packages the function imports, shipped whole; dmd.tools, dmd.generator and
+# dmd.templates serve developers only and never ship.
+DEPLOYED_PACKAGES = ("dmd.ingest", "dmd.support", "dmd.lake", "dmd.generated")
 
 # Paths (relative to the package root, fnmatch patterns) the function never loads.
 PRUNE = (
@@ -115,15 +117,10 @@ def pip_install(target: Path, python_version: str, reqs: list[str]) -> None:
 
 
 def copy_dmd(target: Path) -> None:
-    import dmd.generated
-    import dmd.runtime
-
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    runtime = target / "dmd" / "runtime"
-    shutil.copytree(Path(dmd.runtime.__file__).parent, runtime, ignore=ignore)
-    for name in CLI_ONLY:
-        (runtime / name).unlink(missing_ok=True)
-    shutil.copytree(Path(dmd.generated.__file__).parent, target / "dmd" / "generated", ignore=ignore)
+    for name in DEPLOYED_PACKAGES:
+        package = importlib.import_module(name)
+        shutil.copytree(Path(package.__file__).parent, target.joinpath(*name.split(".")), ignore=ignore)
 
 
 def prune(root: Path) -> None:

@@ -26,11 +26,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .config import Settings
-from .envelope import EPOCH, NOT_BASE64, StreamRecord, decode_event, read_lines
-from .pipeline import process_batch
-from .records import RecordSpec
-from .storage import LocalStorage, S3Policy, Storage, StorageError, open_storage
+from dmd.ingest.config import Settings
+from dmd.ingest.envelope import EPOCH, NOT_BASE64, StreamRecord, decode_event, read_lines
+from dmd.ingest.pipeline import process_batch
+from dmd.lake.storage import LocalStorage, S3Policy, Storage, StorageError, open_storage
+from dmd.support.records import RecordSpec
 
 REPLAYED = "replayed/"
 CHUNK_RECORDS = 500  # records per processing batch, as a Lambda batch would hold

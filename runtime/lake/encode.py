@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
-from . import avrowire
-from .records import RecordSpec
+from dmd.support import avrowire
+from dmd.support.records import RecordSpec
 
 EXTENSIONS = {"avro": "avro", "parquet": "parquet"}
 CONTENT_TYPES = {"avro": "avro/binary", "parquet": "application/vnd.apache.parquet"}

@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .storage import S3Policy
+from dmd.lake.storage import S3Policy
 
 FORMATS = ("parquet", "avro")
 CODECS: dict[str, tuple[str, ...]] = {

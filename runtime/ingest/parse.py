@@ -11,9 +11,10 @@ from typing import Any
 import msgspec
 import orjson
 
+from dmd.support.records import OPERATIONS, Change, DecodeError, RecordSpec
+from dmd.support.wiretypes import TypeOf
+
 from .envelope import EPOCH, NOT_BASE64, StreamRecord
-from .records import OPERATIONS, Change, DecodeError, RecordSpec
-from .wiretypes import TypeOf
 
 # Units of dynamodb.ApproximateCreationDateTime: DynamoDB-to-Kinesis records say which
 # (MILLISECOND unless ApproximateCreationDateTimePrecision says MICROSECOND); DynamoDB

@@ -1,4 +1,4 @@
-"""AWS Lambda entry point: `dmd.runtime.handler.handler`.
+"""AWS Lambda entry point: `dmd.ingest.handler.handler`.
 
 Configuration is read and validated at import (the cold start), so a bad setting fails the
 init with a clear message instead of failing every batch. Bad records never raise: they go to
@@ -16,12 +16,12 @@ from typing import Any
 import boto3  # noqa: F401  # at init, like any Lambda; the S3 client itself is made on the first put
 
 from dmd.generated import REGISTRY
+from dmd.lake.storage import S3Storage
 
 from . import logs
 from .config import from_environment
 from .envelope import decode_event
 from .pipeline import gc_paused, process_batch, summary
-from .storage import S3Storage
 
 CONFIG = from_environment(os.environ)
 logs.configure(CONFIG.log_level)

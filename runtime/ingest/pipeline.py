@@ -19,12 +19,13 @@ from typing import Any
 
 import orjson
 
+from dmd.lake.encode import CONTENT_TYPES, EXTENSIONS, encode, encode_groups
+from dmd.lake.storage import Storage, StorageError
+from dmd.support.records import RecordSpec
+
 from .config import Settings
-from .encode import CONTENT_TYPES, EXTENSIONS, encode, encode_groups
 from .envelope import StreamRecord
 from .parse import ArchiveError, Parsed, parse
-from .records import RecordSpec
-from .storage import Storage, StorageError
 
 MAX_PARALLEL_PUTS = 8
 

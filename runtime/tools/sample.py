@@ -36,7 +36,7 @@ from typing import Any, TextIO
 
 import orjson
 
-from .records import FieldInfo, RecordSpec
+from dmd.support.records import FieldInfo, RecordSpec
 
 REGION = "us-east-1"
 TABLE = "demand-capture"

@@ -1,1 +1,0 @@
-"""Runtime: Lambda handler and local CLI over the generated record code."""

@@ -1,0 +1,1 @@
+"""Developer tools behind the `dmd` command: never deployed to Lambda."""
