@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
+
+from dmd.lake.formats import LakeFormat
 
 from .model import Field, Kind, RecordType, TypeRef
 
@@ -118,26 +119,13 @@ def arrow_field(f: Field) -> str:
     return f'pa.field("{f.name}", {field_mapping(f).arrow}, nullable={nullable})'
 
 
-class LakeFormat(StrEnum):
-    """The container formats the runtime writes; each has its own Athena table per record type."""
-
-    PARQUET = "parquet"
-    AVRO = "avro"
-
-
-# Athena reads Avro with Hive's rules: only timestamp-millis, date and decimal (on bytes) logical
-# types map to Hive types; any other logical type is read as its base type. So a timestamp-micros
-# column of an Avro table is a bigint (µs since the epoch), while Parquet keeps it a timestamp.
-ATHENA_AVRO_OVERRIDES: dict[Kind, str] = {Kind.TIMESTAMP_MICROS: "bigint"}
-
-
 def athena_type(t: TypeRef, fmt: LakeFormat, quote: Callable[[str], str] = str) -> str:
     """The Athena/Glue column type that reads `t` from files of format `fmt`.
 
     `quote` spells struct field names (backticks in DDL, bare in the Glue catalog).
     """
-    if fmt is LakeFormat.AVRO and t.kind in ATHENA_AVRO_OVERRIDES:
-        return ATHENA_AVRO_OVERRIDES[t.kind]
+    if t.kind in fmt.athena_overrides:  # what this format's reader makes of the kind
+        return fmt.athena_overrides[t.kind]
     if t.kind is Kind.ARRAY:
         assert t.items is not None
         return f"array<{athena_type(t.items, fmt, quote)}>"

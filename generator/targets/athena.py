@@ -9,10 +9,11 @@ dmd.tools.query): ${database}, ${bucket}, ${prefix}, ${projection_start} and ${p
 
 from __future__ import annotations
 
+from dmd.lake.formats import FORMATS, LakeFormat
+
 from ..model import Model, Origin, RecordType
 from ..templating import header, render
-from ..typemap import LakeFormat
-from .catalog import PARTITION_KEY, PARTITION_TYPE, STORAGE, avro_literal, by_origin, columns, item_key, location
+from .catalog import PARTITION_KEY, PARTITION_TYPE, avro_literal, by_origin, columns, item_key, location
 from .catalog import projection as projection_properties
 
 TABLE_TEMPLATE = "athena/table.sql.j2"
@@ -81,18 +82,18 @@ def all_records_body(model: Model) -> str:
 
 def table_ddl(rt: RecordType, fmt: LakeFormat) -> str:
     table_location = location(LOCATION_ROOT, fmt, rt)
-    properties = {"classification": STORAGE[fmt].classification}
+    properties = {"classification": fmt.classification}
     properties |= projection_properties(table_location, PROJECTION_START, PROJECTION_END)
-    serde_properties = {"avro.schema.literal": avro_literal(rt)} if fmt is LakeFormat.AVRO else {}
+    serde_properties = {"avro.schema.literal": avro_literal(rt)} if fmt.schema_literal else {}
     return render(
         TABLE_TEMPLATE,
         header=header("--", [rt], [TABLE_TEMPLATE]),
         rt=rt,
-        fmt=fmt.value,
+        fmt=fmt.name,
         table=f"`{DATABASE}`.`{rt.type_name}`",
         columns=[(f"`{c.name}`", c.ddl_type, sql_string(c.comment)) for c in columns(rt, fmt)],
         partition=(f"`{PARTITION_KEY}`", PARTITION_TYPE),
-        storage=STORAGE[fmt],
+        storage=fmt,
         serde_properties=[(sql_string(k), sql_string(v)) for k, v in serde_properties.items()],
         location=sql_string(table_location),
         properties=[(sql_string(k), sql_string(v)) for k, v in properties.items()],
@@ -113,8 +114,8 @@ def view_ddl(name: str, body: str, types: list[RecordType], templates: list[str]
 def render_athena(model: Model) -> dict[str, str]:
     out: dict[str, str] = {}
     for rt in model.types:
-        for fmt in LakeFormat:
-            out[f"athena/{fmt.value}/{rt.type_name}.sql"] = table_ddl(rt, fmt)
+        for fmt in FORMATS.values():
+            out[f"athena/{fmt.name}/{rt.type_name}.sql"] = table_ddl(rt, fmt)
         out[f"athena/views/{current_view_name(rt)}.sql"] = view_ddl(
             current_view_name(rt),
             current_body(rt),

@@ -1,7 +1,8 @@
 """What the Athena DDL, the Glue tables in Terraform and the local query must agree on.
 
-One place for the table shape (columns per lake format), the SerDe of each format, the partition
-key and its projection, so the `athena` and `terraform` targets cannot drift apart.
+One place for the table shape (columns per lake format) and the partition projection, so the
+`athena` and `terraform` targets cannot drift apart; the formats (SerDe, types) and the key layout
+are the runtime's own (dmd.lake.formats, dmd.lake.layout).
 """
 
 from __future__ import annotations
@@ -9,36 +10,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from dmd.lake import layout
+from dmd.lake.formats import LakeFormat
+from dmd.lake.layout import PARTITION_KEY
+
 from ..model import Field, Origin, RecordType
-from ..typemap import LakeFormat, athena_type, record_avro
+from ..typemap import athena_type, record_avro
 
-PARTITION_KEY = "partition_date"  # the runtime writes .../partition_date=YYYY-MM-DD/...
-# Athena stores every name in lower case; the schemas use camelCase, which reads the same.
-PARTITION_TYPE = "string"
-
-
-@dataclass(frozen=True)
-class Storage:
-    serde: str
-    input_format: str
-    output_format: str
-    classification: str
-
-
-STORAGE: dict[LakeFormat, Storage] = {
-    LakeFormat.PARQUET: Storage(
-        "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
-        "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
-        "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
-        "parquet",
-    ),
-    LakeFormat.AVRO: Storage(
-        "org.apache.hadoop.hive.serde2.avro.AvroSerDe",
-        "org.apache.hadoop.hive.ql.io.avro.AvroContainerInputFormat",
-        "org.apache.hadoop.hive.ql.io.avro.AvroContainerOutputFormat",
-        "avro",
-    ),
-}
+PARTITION_TYPE = "string"  # YYYY-MM-DD as written in the key
 
 
 @dataclass(frozen=True)
@@ -65,8 +44,8 @@ def avro_literal(rt: RecordType) -> str:
 
 
 def location(root: str, fmt: LakeFormat, rt: RecordType) -> str:
-    """The table location under `root` (s3://bucket/prefix), as the runtime lays files out."""
-    return f"{root}/{fmt.value}/{rt.type_name}/"
+    """The table location: `root` is the data prefix's URL (s3://bucket/prefix)."""
+    return layout.table_prefix(root, fmt.name, rt.type_name)
 
 
 def projection(table_location: str, start: str, end: str) -> dict[str, str]:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from dmd.lake.formats import FORMATS, LakeFormat
+
 from ..model import Model, RecordType
 from ..templating import header, render
-from ..typemap import LakeFormat
 from . import athena
-from .catalog import PARTITION_KEY, PARTITION_TYPE, STORAGE, avro_literal, columns, location, projection
+from .catalog import PARTITION_KEY, PARTITION_TYPE, avro_literal, columns, location, projection
 
 TEMPLATES = {
     "versions.tf": "terraform/versions.tf.j2",
@@ -44,8 +45,6 @@ ENVIRONMENT = (
     ("DMD_SOURCE_SYSTEM_ID", "var.source_system_id"),
     ("DMD_LOG_LEVEL", "var.log_level"),
 )
-# Codecs the runtime accepts per format (dmd.ingest.config.CODECS); empty: the format's default.
-CODECS = {"parquet": ("snappy", "zstd", "none"), "avro": ("deflate", "null", "snappy", "zstandard")}
 HANDLER = "dmd.ingest.handler.handler"
 # DynamoDB's stream record: the image that holds the item of an event, by event name.
 IMAGES = (("NewImage", ("INSERT", "MODIFY")), ("OldImage", ("REMOVE",)))
@@ -104,20 +103,20 @@ class GlueTable:
 def glue_table(rt: RecordType, fmt: LakeFormat) -> GlueTable:
     q = hcl_string
     table_location = location(ROOT, fmt, rt)
-    parameters = {"EXTERNAL": "TRUE", "classification": STORAGE[fmt].classification}
+    parameters = {"EXTERNAL": "TRUE", "classification": fmt.classification}
     parameters |= projection(table_location, START, END)
-    serde_parameters = {"avro.schema.literal": avro_literal(rt)} if fmt is LakeFormat.AVRO else {}
+    serde_parameters = {"avro.schema.literal": avro_literal(rt)} if fmt.schema_literal else {}
     return GlueTable(
-        resource=f"{rt.type_name}_{fmt.value}",
+        resource=f"{rt.type_name}_{fmt.name}",
         name=q(rt.type_name),
-        format=q(fmt.value),
+        format=q(fmt.name),
         description=q(rt.doc),
         location=q(table_location, INTERPOLATIONS),
         parameters=aligned([(q(k), q(v, INTERPOLATIONS)) for k, v in parameters.items()]),
-        serde=q(STORAGE[fmt].serde),
+        serde=q(fmt.serde),
         serde_parameters=aligned([(q(k), q(v)) for k, v in serde_parameters.items()]),
-        input_format=q(STORAGE[fmt].input_format),
-        output_format=q(STORAGE[fmt].output_format),
+        input_format=q(fmt.input_format),
+        output_format=q(fmt.output_format),
         # Athena keeps column names in lower case; Glue gets them as Athena's DDL would store them.
         columns=tuple((q(c.name.lower()), q(c.type), q(c.comment)) for c in columns(rt, fmt)),
     )
@@ -145,19 +144,20 @@ def named_queries(model: Model) -> list[tuple[str, str, str, str]]:
 
 
 def render_terraform(model: Model) -> dict[str, str]:
-    tables = [glue_table(rt, fmt) for rt in model.types for fmt in LakeFormat]
+    tables = [glue_table(rt, fmt) for rt in model.types for fmt in FORMATS.values()]
     queries = named_queries(model)
     context = {
         "types": [rt.type_name for rt in model.types],
         "tables": tables,
         "table_outputs": aligned([(t.resource, f"one(aws_glue_catalog_table.{t.resource}[*].name)") for t in tables]),
         "query_outputs": aligned([(q[0], f"aws_athena_named_query.{q[0]}.id") for q in queries]),
-        "formats": [fmt.value for fmt in LakeFormat],
+        "formats": [fmt.name for fmt in FORMATS.values()],
         "partition": (hcl_string(PARTITION_KEY), hcl_string(PARTITION_TYPE)),
         "patterns": [hcl_string(p) for p in filter_patterns(model)],
         "environment": aligned(ENVIRONMENT),
         "handler": hcl_string(HANDLER),
-        "codecs": sorted({hcl_string(c) for codecs in CODECS.values() for c in codecs}),
+        # what the runtime accepts for any format; empty: the format's default
+        "codecs": sorted({hcl_string(c) for fmt in FORMATS.values() for c in fmt.codecs}),
         "queries": queries,
     }
     out = {}

@@ -10,13 +10,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from dmd.lake.formats import DEFAULT_FORMAT, FORMATS
 from dmd.lake.storage import S3Policy
 
-FORMATS = ("parquet", "avro")
-CODECS: dict[str, tuple[str, ...]] = {
-    "avro": ("deflate", "null", "snappy", "zstandard"),  # first = default
-    "parquet": ("snappy", "zstd", "none"),
-}
+CODECS: dict[str, tuple[str, ...]] = {f.name: f.codecs for f in FORMATS.values()}  # first = default
 # S3 "safe characters" only, segments separated by single slashes: no "..", no leading "/".
 _PREFIX = re.compile(r"[A-Za-z0-9_.*'()!-]+(/[A-Za-z0-9_.*'()!-]+)*\Z")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
@@ -26,7 +23,7 @@ ENVIRONMENT: dict[str, str | None] = {
     "DMD_BUCKET": None,
     "DMD_PREFIX": "archive",
     "DMD_ERRORS_PREFIX": "errors",
-    "DMD_FORMAT": "parquet",
+    "DMD_FORMAT": DEFAULT_FORMAT,
     "DMD_CODEC": "",  # empty: the format's default (parquet: snappy, avro: deflate)
     "DMD_SOURCE_SYSTEM_ID": "demand-capture",
     "DMD_S3_ENDPOINT": "",  # empty: AWS's endpoint
@@ -44,7 +41,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    format: str = "parquet"
+    format: str = DEFAULT_FORMAT
     codec: str = ""
     prefix: str = "archive"
     errors_prefix: str = "errors"
@@ -57,7 +54,7 @@ class Settings:
             problems.append(f"format {self.format!r} must be one of {', '.join(FORMATS)}")
         else:
             if not self.codec:
-                object.__setattr__(self, "codec", CODECS[self.format][0])
+                object.__setattr__(self, "codec", FORMATS[self.format].default_codec)
             if self.codec not in CODECS[self.format]:
                 problems.append(
                     f"codec {self.codec!r} must be one of {', '.join(CODECS[self.format])} for {self.format}"

@@ -7,8 +7,6 @@ Every input record ends in exactly one place: a data container, an error documen
 from __future__ import annotations
 
 import gc
-import hashlib
-import json
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -17,9 +15,9 @@ from datetime import UTC, date, datetime
 from functools import cache
 from typing import Any
 
-import orjson
-
-from dmd.lake.encode import CONTENT_TYPES, EXTENSIONS, encode, encode_groups
+from dmd.lake import layout
+from dmd.lake.errordoc import ErrorDocument, ErrorEntry
+from dmd.lake.formats import FORMATS
 from dmd.lake.storage import Storage, StorageError
 from dmd.support.records import RecordSpec
 
@@ -86,18 +84,6 @@ class _Put:
     partition_date: date | None = None
 
 
-def stamp(when: datetime) -> str:
-    t = when.astimezone(UTC)  # an f-string: strftime costs ~10x more, once per object
-    return f"{t.year:04d}-{t.month:02d}-{t.day:02d}-{t.hour:02d}-{t.minute:02d}-{t.second:02d}"
-
-
-def object_id(*parts: str) -> str:
-    """A uuid-shaped id derived from what an object holds, so a retried batch rewrites the
-    same keys instead of adding duplicates (the same text as str(uuid.UUID(bytes=...)))."""
-    h = hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
-
-
 def _arrived(s: StreamRecord) -> float:
     return s.arrived
 
@@ -120,11 +106,8 @@ def _positions(sources: Sequence[StreamRecord]) -> list[str]:
 
 def data_key(settings: Settings, type_name: str, day: date, sources: Sequence[StreamRecord]) -> str:
     first = min(sources, key=_arrived).arrival
-    oid = object_id(settings.format, type_name, day.isoformat(), *_positions(sources))
-    return (
-        f"{settings.prefix}/{settings.format}/{type_name}/partition_date={day.isoformat()}/"
-        f"{stamp(first)}-{oid}.{EXTENSIONS[settings.format]}"
-    )
+    oid = layout.object_id(settings.format, type_name, day.isoformat(), *_positions(sources))
+    return layout.data_key(settings.prefix, FORMATS[settings.format], type_name, day, first, oid)
 
 
 def error_key(settings: Settings, sources: Sequence[StreamRecord], occurrence: int = 1) -> str:
@@ -134,26 +117,17 @@ def error_key(settings: Settings, sources: Sequence[StreamRecord], occurrence: i
         parts += [s.original()[0] for s in sources]
         if occurrence > 1:  # the same content twice in a batch: two records, two documents
             parts.append(str(occurrence))
-    return f"{settings.errors_prefix}/{stamp(first)}-{object_id('error', *parts)}.json"
+    return layout.error_key(settings.errors_prefix, first, layout.object_id("error", *parts))
 
 
 def error_document(error: ArchiveError, now: datetime) -> bytes:
     """The seed's `{timestamp, error: {message}, events: [original...]}`, plus where each
     event came from and how its text is kept, so `dmd replay` can re-drive it."""
-    originals = [s.original() for s in error.sources]
-    doc = {
-        "timestamp": now.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "error": {"message": error.message},
-        "events": [text for text, _ in originals],
-        "records": [
-            {"source": s.source, "shardId": s.shard, "sequenceNumber": s.sequence_number, "encoding": enc}
-            for s, (_, enc) in zip(error.sources, originals, strict=True)
-        ],
-    }
-    try:
-        return orjson.dumps(doc, option=orjson.OPT_INDENT_2)
-    except orjson.JSONEncodeError:  # a lone surrogate quoted in the message (from an inline record)
-        return json.dumps(doc, indent=2, ensure_ascii=True).encode()
+    entries = []
+    for s in error.sources:
+        text, encoding = s.original()
+        entries.append(ErrorEntry(text, s.source, s.shard, s.sequence_number, encoding))
+    return ErrorDocument(now, error.message, tuple(entries)).to_json()
 
 
 def _encode_group(
@@ -161,22 +135,23 @@ def _encode_group(
 ) -> tuple[bytes | None, list[Parsed], list[ArchiveError]]:
     """Encode a group; if the encoder rejects it, isolate the records it rejects one by one
     so a single bad record never costs its group."""
+    fmt = FORMATS[settings.format]
     records = [p.record for p in items]
     try:
-        return encode(settings.format, spec, records, settings.codec), items, []
+        return fmt.encode(spec, records, settings.codec), items, []
     except Exception:
         pass
     good: list[Parsed] = []
     bad: list[ArchiveError] = []
     for p in items:
         try:
-            encode(settings.format, spec, [p.record], settings.codec)
+            fmt.encode(spec, [p.record], settings.codec)
             good.append(p)
         except Exception as e:
             bad.append(ArchiveError(f"{spec.type_name}: cannot encode as {settings.format}: {e}", (p.source,)))
     if not good:
         return None, [], bad
-    return encode(settings.format, spec, [p.record for p in good], settings.codec), good, bad
+    return fmt.encode(spec, [p.record for p in good], settings.codec), good, bad
 
 
 def _by_type(groups: Mapping[tuple[str, date], list[Parsed]]) -> dict[str, list[date]]:
@@ -194,7 +169,7 @@ def _encode_type(
     group, isolating the records the encoder rejects."""
     spec = groups[0][0].spec
     try:
-        bodies = encode_groups(settings.format, spec, [[p.record for p in g] for g in groups], settings.codec)
+        bodies = FORMATS[settings.format].encode_groups(spec, [[p.record for p in g] for g in groups], settings.codec)
     except Exception:
         return [_encode_group(settings, spec, g) for g in groups]
     return [(body, g, []) for body, g in zip(bodies, groups, strict=True)]
@@ -269,6 +244,7 @@ def _process_batch(
 ) -> BatchResult:
     groups, errors = parse_batch(sources, registry=registry, settings=settings)
     puts: list[_Put] = []
+    content_type = FORMATS[settings.format].content_type
     for type_name, days in _by_type(groups).items():
         for day, (body, good, bad) in zip(
             days, _encode_type(settings, [groups[(type_name, d)] for d in days]), strict=True
@@ -277,7 +253,7 @@ def _process_batch(
             if body is not None:
                 group_sources = tuple(p.source for p in good)
                 key = data_key(settings, type_name, day, group_sources)
-                puts.append(_Put(key, body, CONTENT_TYPES[settings.format], group_sources, type_name, day))
+                puts.append(_Put(key, body, content_type, group_sources, type_name, day))
     occurrences: Counter[str] = Counter()
     for error in errors:
         key = error_key(settings, error.sources)

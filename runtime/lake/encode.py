@@ -1,5 +1,6 @@
 """Encode one group of records into one container: an Avro Object Container File (fastavro)
-or a Parquet file (pyarrow). Each library is imported only by runs that use it."""
+or a Parquet file (pyarrow). Each library is imported only by runs that use it. Callers go
+through the format's row in `formats.FORMATS`."""
 
 from __future__ import annotations
 
@@ -10,9 +11,6 @@ from typing import Any
 
 from dmd.support import avrowire
 from dmd.support.records import RecordSpec
-
-EXTENSIONS = {"avro": "avro", "parquet": "parquet"}
-CONTENT_TYPES = {"avro": "avro/binary", "parquet": "application/vnd.apache.parquet"}
 
 
 @cache
@@ -113,7 +111,10 @@ def encode_parquet_groups(spec: RecordSpec, groups: Sequence[Sequence[Any]], cod
     return out
 
 
+# By format name (formats.FORMATS): the encoder of one container, and of one container per
+# group where a format gains from encoding a batch's groups together.
 ENCODERS = {"avro": encode_avro, "parquet": encode_parquet}
+GROUP_ENCODERS = {"parquet": encode_parquet_groups}
 
 
 def encode(fmt: str, spec: RecordSpec, records: Sequence[Any], codec: str) -> bytes:
@@ -122,6 +123,6 @@ def encode(fmt: str, spec: RecordSpec, records: Sequence[Any], codec: str) -> by
 
 def encode_groups(fmt: str, spec: RecordSpec, groups: Sequence[Sequence[Any]], codec: str) -> list[bytes]:
     """One container per group of records of one type; raises if any group cannot be encoded."""
-    if fmt == "parquet":
-        return encode_parquet_groups(spec, groups, codec)
+    if fmt in GROUP_ENCODERS:
+        return GROUP_ENCODERS[fmt](spec, groups, codec)
     return [encode(fmt, spec, group, codec) for group in groups]

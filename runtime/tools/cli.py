@@ -13,6 +13,7 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 from dmd.ingest.config import Settings
+from dmd.lake.formats import DEFAULT_FORMAT, FORMATS
 from dmd.lake.storage import Storage
 
 if TYPE_CHECKING:
@@ -71,8 +72,12 @@ def generate(schema_dir: Path, out_dir: Path, check_only: bool) -> None:
 
 _LAKE_OPTIONS = (
     click.option("--lake", default="lake", show_default=True, help="Local directory, or s3://bucket[/base]."),
-    click.option("--format", "fmt", type=click.Choice(["parquet", "avro"]), default="parquet", show_default=True),
-    click.option("--codec", default="", help="Avro: deflate|null|snappy|zstandard; Parquet: snappy|zstd|none."),
+    click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default=DEFAULT_FORMAT, show_default=True),
+    click.option(
+        "--codec",
+        default="",
+        help="; ".join(f"{f.name}: {'|'.join(f.codecs)}" for f in FORMATS.values()) + " (the first is the default).",
+    ),
     click.option("--prefix", default="archive", show_default=True, help="Key prefix of data containers."),
     click.option("--errors-prefix", default="errors", show_default=True, help="Key prefix of error documents."),
     click.option("--source-system-id", default="demand-capture", show_default=True, help="Value of `system`."),

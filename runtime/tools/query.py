@@ -1,10 +1,10 @@
 """Query a local lake with DuckDB, through the same view definitions Athena uses.
 
-`open_lake` registers, per record type, a view over every file the runtime wrote under
-`{prefix}/{parquet,avro}/{type}/partition_date=YYYY-MM-DD/`, then the generated `<type>_current`
+`open_lake` registers, per record type, a view over every data container the runtime wrote
+(dmd.lake.layout: `{prefix}/{format}/{type}/partition_date=YYYY-MM-DD/`), then the generated `<type>_current`
 and `all_records` views (dmd.generated.views, rendered from the same templates as the Athena
-DDL). Parquet is read directly with hive partitioning; Avro is read with fastavro into Arrow with
-the generated Arrow schema (DuckDB's Avro extension would need a download). A type with no files
+DDL). A format DuckDB reads itself (Parquet) is read directly with hive partitioning; any other (Avro)
+is read into Arrow with the generated Arrow schema (dmd.lake.formats says which). A type with no files
 still gets an empty view, so every query runs on an empty or partial lake.
 """
 
@@ -17,7 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dmd.generated import REGISTRY
-from dmd.generated.views import ALL_RECORDS_BODY, ALL_RECORDS_VIEW, CURRENT_VIEWS, PARTITION_KEY
+from dmd.generated.views import ALL_RECORDS_BODY, ALL_RECORDS_VIEW, CURRENT_VIEWS
+from dmd.lake import layout
+from dmd.lake.formats import FORMATS, LakeFormat
+from dmd.lake.layout import PARTITION_KEY
 
 if TYPE_CHECKING:
     import duckdb
@@ -49,16 +52,24 @@ def _arrow_schema(type_name: str) -> pa.Schema:
     return REGISTRY[type_name].arrow_schema().append(pa.field(PARTITION_KEY, pa.string()))
 
 
-def _read_avro(files: list[Path], type_name: str) -> pa.Table:
-    """Avro containers of one type as one Arrow table, `partition_date` taken from each file's folder."""
-    import fastavro
+def _files(lake: Path, prefix: str, fmt: LakeFormat, type_name: str) -> list[Path]:
+    """The data containers of one type in one format, as the layout names them (temporary and
+    hidden files, which Athena ignores too, left out)."""
+    folder = lake / layout.table_prefix(prefix, fmt.name, type_name)
+    keys = (p.relative_to(lake).as_posix() for p in folder.glob(f"{PARTITION_KEY}=*/*.{fmt.extension}"))
+    return [lake / key for key in sorted(keys) if layout.parse_data_key(key, prefix)]
+
+
+def _read_arrow(files: list[Path], type_name: str) -> pa.Table:
+    """Containers of one type as one Arrow table, `partition_date` taken from each file's folder."""
     import pyarrow as pa
+
+    from dmd.lake.read import read_rows
 
     schema = _arrow_schema(type_name)
     tables = [schema.empty_table()]
     for path in files:
-        with path.open("rb") as f:
-            rows = list(fastavro.reader(f))
+        rows = read_rows(path.read_bytes())
         day = path.parent.name.partition("=")[2]
         for row in rows:
             row[PARTITION_KEY] = day
@@ -66,21 +77,26 @@ def _read_avro(files: list[Path], type_name: str) -> pa.Table:
     return pa.concat_tables(tables)
 
 
-def _type_source(con: duckdb.DuckDBPyConnection, lake: Path, type_name: str) -> str:
+def _type_source(con: duckdb.DuckDBPyConnection, lake: Path, prefix: str, type_name: str) -> str:
     """The SELECT that reads every archived version of one type, whatever the format."""
     columns = ", ".join(_ident(name) for name in _arrow_schema(type_name).names)
     selects = []
-    parquet_dir = lake / "parquet" / type_name
-    if any(parquet_dir.glob(f"{PARTITION_KEY}=*/*.parquet")):
-        glob = _sql_string(str(parquet_dir / f"{PARTITION_KEY}=*" / "*.parquet"))
-        selects.append(
-            f"SELECT {columns} FROM read_parquet({glob}, hive_partitioning = true, "
-            f"hive_types = {{{_sql_string(PARTITION_KEY)}: 'VARCHAR'}}, union_by_name = true)"
-        )
-    avro_files = sorted((lake / "avro" / type_name).glob(f"{PARTITION_KEY}=*/*.avro"))
-    if avro_files or not selects:  # no file at all: an empty table of the right shape
-        relation = f"_avro_{type_name}"
-        con.register(relation, _read_avro(avro_files, type_name))
+    converted: list[Path] = []
+    for fmt in FORMATS.values():
+        files = _files(lake, prefix, fmt, type_name)
+        if not files:
+            continue
+        if fmt.duckdb_reader:
+            paths = "[" + ", ".join(_sql_string(str(f)) for f in files) + "]"
+            selects.append(
+                f"SELECT {columns} FROM {fmt.duckdb_reader}({paths}, hive_partitioning = true, "
+                f"hive_types = {{{_sql_string(PARTITION_KEY)}: 'VARCHAR'}}, union_by_name = true)"
+            )
+        else:
+            converted += files
+    if converted or not selects:  # no file at all: an empty table of the right shape
+        relation = f"_arrow_{type_name}"
+        con.register(relation, _read_arrow(converted, type_name))
         selects.append(f"SELECT {columns} FROM {_ident(relation)}")
     return "\nUNION ALL\n".join(selects)
 
@@ -92,9 +108,8 @@ def open_lake(root: Path, prefix: str = "archive") -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     with contextlib.suppress(duckdb.Error):  # without the ICU extension timestamps show in local time
         con.execute("SET TimeZone = 'UTC'")
-    lake = Path(root) / prefix
     for type_name in REGISTRY:
-        con.execute(f"CREATE VIEW {_ident(type_name)} AS\n{_type_source(con, lake, type_name)}")
+        con.execute(f"CREATE VIEW {_ident(type_name)} AS\n{_type_source(con, Path(root), prefix, type_name)}")
     params = {"database": LOCAL_SCHEMA}
     for view, (_type_name, body) in CURRENT_VIEWS.items():
         con.execute(f"CREATE VIEW {_ident(view)} AS\n{render_sql(body, params)}")

@@ -22,17 +22,16 @@ import dataclasses
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from dmd.ingest.config import Settings
 from dmd.ingest.envelope import EPOCH, NOT_BASE64, StreamRecord, decode_event, read_lines
 from dmd.ingest.pipeline import process_batch
+from dmd.lake import layout
+from dmd.lake.errordoc import ErrorDocument, ErrorEntry, InvalidErrorDocument
 from dmd.lake.storage import LocalStorage, S3Policy, Storage, StorageError, open_storage
 from dmd.support.records import RecordSpec
 
-REPLAYED = "replayed/"
 CHUNK_RECORDS = 500  # records per processing batch, as a Lambda batch would hold
 
 
@@ -49,26 +48,17 @@ class Source:
     def keys(self) -> tuple[list[str], set[str]]:
         """(error documents to replay, documents already moved aside)."""
         if self.single:
-            return [self.single], {self.aside(self.single)} & set(self.storage.list(_folder(self.single)))
+            aside = layout.replayed_key(self.single)
+            return [self.single], {aside} & set(self.storage.list(layout.folder(self.single)))
         documents, replayed = [], set()
         for key in self.storage.list(self.prefix):
-            if not key.endswith(".json"):
+            if not layout.is_error_document(key):
                 continue
-            if ("/" + _folder(key)).endswith("/" + REPLAYED):
+            if layout.is_replayed(key):
                 replayed.add(key)
             else:
                 documents.append(key)
         return documents, replayed
-
-    @staticmethod
-    def aside(key: str) -> str:
-        """Where a replayed document is moved: `replayed/` beside it (errors/x.json ->
-        errors/replayed/x.json), so it stays under the error prefix's expiry and access policy."""
-        return f"{_folder(key)}{REPLAYED}{key.rpartition('/')[2]}"
-
-
-def _folder(key: str) -> str:
-    return key.rpartition("/")[0] + "/" if "/" in key else ""
 
 
 @dataclass
@@ -115,7 +105,7 @@ class ReplayReport:
             f"replayed {len(self.documents)} error documents ({self.records} records) into {location}",
             f"  {'archived':<16} {self.archived:>8}",
             f"  {'still failing':<16} {self.still_failing:>8} (in error documents again)",
-            f"  {'moved aside':<16} {self.moved:>8} documents (to {REPLAYED} beside them)",
+            f"  {'moved aside':<16} {self.moved:>8} documents (to {layout.REPLAYED} beside them)",
         ]
         if self.not_stored:
             lines.append(f"  {'NOT STORED':<16} {self.not_stored:>8} records (storage failures; run replay again)")
@@ -150,32 +140,18 @@ def locate(source: str, lake: str, lake_storage: Storage, endpoint_url: str | No
     return Source(LocalStorage(path), "", False)
 
 
-def _arrival_of(key: str) -> datetime:
-    """The stamp in an error document's name is its first record's arrival, to the second;
-    keeping it keeps the keys of what the replay writes deterministic."""
-    try:
-        return datetime.strptime(key.rpartition("/")[2][:19], "%Y-%m-%d-%H-%M-%S").replace(tzinfo=UTC)
-    except ValueError:
-        return EPOCH
+def rebuild(doc: ErrorDocument, key: str) -> list[StreamRecord]:
+    """The stream records an error document keeps, as the envelope decoder made them. The stamp
+    in its name is its first record's arrival, to the second; keeping it keeps the keys of what
+    the replay writes deterministic."""
+    arrival = layout.stamp_of(key)
+    arrived = arrival.timestamp() if arrival else EPOCH.timestamp()
+    return [r for entry in doc.entries for r in _rebuild_one(entry, arrived)]
 
 
-def rebuild(doc: Mapping[str, Any], key: str) -> list[StreamRecord]:
-    """The stream records an error document keeps, as the envelope decoder made them."""
-    events, metas = doc.get("events"), doc.get("records")
-    if not isinstance(events, list) or not isinstance(metas, list) or len(events) != len(metas):
-        raise ValueError("not an error document with matching 'events' and 'records' lists")
-    arrived = _arrival_of(key).timestamp()
-    out: list[StreamRecord] = []
-    for text, meta in zip(events, metas, strict=True):
-        if type(text) is not str or not isinstance(meta, Mapping):
-            raise ValueError("an event is not a string or its record entry not an object")
-        out.extend(_rebuild_one(text, meta, arrived))
-    return out
-
-
-def _rebuild_one(text: str, meta: Mapping[str, Any], arrived: float) -> list[StreamRecord]:
-    source, encoding = meta.get("source", "kinesis"), meta.get("encoding", "text")
-    shard, seq = str(meta.get("shardId", "")), str(meta.get("sequenceNumber", ""))
+def _rebuild_one(entry: ErrorEntry, arrived: float) -> list[StreamRecord]:
+    text, source, encoding = entry.text, entry.source, entry.encoding
+    shard, seq = entry.shard, entry.sequence_number
     if source == "line":  # a line of an events file that was not a stream event
         line = base64.b64decode(text) if encoding == "base64" else text.encode("utf-8", "surrogatepass")
         return [r for batch in read_lines([line], shard) for r in batch]
@@ -230,12 +206,17 @@ def replay(
         outcome = DocumentOutcome(key)
         try:
             body = source.storage.get(key)
-            if source.aside(key) in already and source.storage.get(source.aside(key)) == body:
+            aside = layout.replayed_key(key)
+            if aside in already and source.storage.get(aside) == body:
                 # copied aside by an interrupted run, after its records were stored: finish the move
-                _remove(source, key, outcome, source.aside(key))
+                _remove(source, key, outcome, aside)
                 report.documents.append(outcome)
                 continue
-            sources = rebuild(json.loads(body), key)
+            sources = rebuild(ErrorDocument.from_json(body), key)
+        except InvalidErrorDocument as e:  # says what is wrong without quoting a record
+            outcome.note = f"not replayed: {e}"
+            report.documents.append(outcome)
+            continue
         except (StorageError, ValueError, binascii.Error) as e:
             outcome.note = f"not replayed: {type(e).__name__}"  # no content: it may quote records
             report.documents.append(outcome)
@@ -289,7 +270,7 @@ def _replay_chunk(
 
 
 def _move(source: Source, d: _Loaded, outcome: DocumentOutcome) -> None:
-    aside = source.aside(d.key)
+    aside = layout.replayed_key(d.key)
     try:
         source.storage.put(aside, d.body, "application/json")
     except StorageError:

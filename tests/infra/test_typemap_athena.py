@@ -6,9 +6,10 @@ import pytest
 
 from dmd.generator.model import Field as F
 from dmd.generator.model import Kind, Record, TypeRef
-from dmd.generator.typemap import LakeFormat, athena_type
+from dmd.generator.typemap import athena_type
+from dmd.lake.formats import AVRO, PARQUET
 
-P, A = LakeFormat.PARQUET, LakeFormat.AVRO
+P, A = PARQUET, AVRO
 
 
 @pytest.mark.parametrize(

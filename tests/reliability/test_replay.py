@@ -159,8 +159,49 @@ def test_an_unreadable_error_document_is_kept_and_reported(tmp_path):
     storage = LocalStorage(tmp_path)
     storage.put("errors/2024-01-01-00-00-00-x.json", b"{not json", "application/json")
     report = run_replay(storage)
-    assert [d.note for d in report.documents] == ["not replayed: JSONDecodeError"]
+    assert [d.note for d in report.documents] == ["not replayed: not JSON (JSONDecodeError)"]
     assert storage.get("errors/2024-01-01-00-00-00-x.json") == b"{not json"
+
+
+TAMPERED = {
+    "a JSON array": (b"[1, 2]", "a JSON list, not an object"),
+    "a JSON string": (b'"errors"', "a JSON str, not an object"),
+    "nested deeper than any parser goes": (b"[" * 100_000 + b"]" * 100_000, "not JSON (RecursionError)"),
+    "events without records": (b'{"events": ["x"]}', "'events' and 'records' are not two lists of the same length"),
+    "a null sequence number": (
+        b'{"events": ["e30="], "records": [{"source": "kinesis", "sequenceNumber": null}]}',
+        "records[0].sequenceNumber is not a string",
+    ),
+    "an event that is a number": (b'{"events": [1], "records": [{}]}', "events[0] is not a string"),
+    "an unknown encoding": (
+        b'{"events": ["x"], "records": [{"encoding": "rot13"}]}',
+        "records[0].encoding is not one of kinesis-data, text, base64",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(TAMPERED))
+def test_a_tampered_document_is_reported_and_kept_while_every_other_one_is_replayed(kind):
+    body, reason = TAMPERED[kind]
+    storage = MemoryStorage()
+    items = batch(3, 12)
+    first_run(items, storage)
+    documents = [k for k in storage.list("errors/")]
+    assert documents
+    storage.put("errors/0000-tampered.json", body, "application/json")
+    report = run_replay(storage)
+    notes = {d.key: d.note for d in report.documents}
+    assert notes.pop("errors/0000-tampered.json") == f"not replayed: {reason}"
+    assert storage.get("errors/0000-tampered.json") == body  # left in place
+    assert all(d.moved_to or d.note == "rewritten in place" for d in report.documents if d.key in notes)
+    assert report.records == sum(len(d["records"]) for d in map(_doc, documents, [storage] * len(documents)))
+
+
+def _doc(key, storage):
+    import json
+
+    moved = key.replace("errors/", "errors/replayed/", 1)
+    return json.loads(storage.get(moved if moved in storage.objects else key))
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -211,7 +252,6 @@ def test_locate_resolves_sources_inside_and_outside_the_lake(tmp_path):
     (lake / "errors").mkdir(parents=True)
     inside = locate(str(lake / "errors"), str(lake), LocalStorage(lake), None, None)
     assert (inside.prefix, inside.same_as_lake) == ("errors/", True)
-    assert inside.aside("errors/2024-x.json") == "errors/replayed/2024-x.json"
     outside = locate(str(tmp_path / "elsewhere"), str(lake), LocalStorage(lake), None, None)
     assert (outside.prefix, outside.same_as_lake) == ("", False)
     s3_inside = locate("s3://b/base/errors", "s3://b/base", MemoryStorage(), None, None)

@@ -1,0 +1,88 @@
+"""The lake's container formats: one row each, read by the runtime (encoder, extension, content
+type, codecs), by `dmd query` (how DuckDB reads the files) and by the generator (the Athena SerDe
+and the column types that differ per format). Adding a format is adding a row here and its
+encoder in `encode.py`.
+
+Importing this module imports no encoding library: the generator and the CLI read the table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class LakeFormat:
+    name: str  # in settings, keys ({prefix}/{name}/{type}/...) and table names
+    extension: str
+    content_type: str
+    codecs: tuple[str, ...]  # the first is the default
+    # Athena/Glue: how Hive reads the files of a table of this format
+    serde: str
+    input_format: str
+    output_format: str
+    classification: str
+    # Athena column types that differ from the model's default for this format, by field kind
+    athena_overrides: Mapping[str, str] = field(default_factory=dict)
+    # The table needs the writer's schema as `avro.schema.literal`
+    schema_literal: bool = False
+    # DuckDB reads the files itself with this table function; None: `dmd query` reads them into
+    # Arrow with `dmd.lake.read` first (DuckDB's Avro extension would need a download)
+    duckdb_reader: str | None = None
+
+    @property
+    def default_codec(self) -> str:
+        return self.codecs[0]
+
+    def encode(self, spec: Any, records: Sequence[Any], codec: str) -> bytes:
+        """One container of `records` (all of one type)."""
+        from . import encode
+
+        return encode.encode(self.name, spec, records, codec)
+
+    def encode_groups(self, spec: Any, groups: Sequence[Sequence[Any]], codec: str) -> list[bytes]:
+        """One container per group of records of one type; raises if any group cannot be encoded."""
+        from . import encode
+
+        return encode.encode_groups(self.name, spec, groups, codec)
+
+
+PARQUET = LakeFormat(
+    name="parquet",
+    extension="parquet",
+    content_type="application/vnd.apache.parquet",
+    codecs=("snappy", "zstd", "none"),
+    serde="org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
+    input_format="org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+    output_format="org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+    classification="parquet",
+    duckdb_reader="read_parquet",
+)
+
+AVRO = LakeFormat(
+    name="avro",
+    extension="avro",
+    content_type="avro/binary",
+    codecs=("deflate", "null", "snappy", "zstandard"),
+    serde="org.apache.hadoop.hive.serde2.avro.AvroSerDe",
+    input_format="org.apache.hadoop.hive.ql.io.avro.AvroContainerInputFormat",
+    output_format="org.apache.hadoop.hive.ql.io.avro.AvroContainerOutputFormat",
+    classification="avro",
+    # Athena reads Avro with Hive's rules: only timestamp-millis, date and decimal (on bytes)
+    # logical types map to Hive types; any other is read as its base type. So a timestamp-micros
+    # column of an Avro table is a bigint (µs since the epoch), while Parquet keeps a timestamp.
+    athena_overrides={"timestamp-micros": "bigint"},
+    schema_literal=True,
+)
+
+# In the order settings, help texts and generated tables list them (the first is the default).
+FORMATS: dict[str, LakeFormat] = {f.name: f for f in (PARQUET, AVRO)}
+DEFAULT_FORMAT = next(iter(FORMATS))
+
+
+def by_extension(key: str) -> LakeFormat | None:
+    """The format of a data object, from its key's extension."""
+    ext = key.rpartition(".")[2]
+    return next((f for f in FORMATS.values() if f.extension == ext), None)

@@ -1,0 +1,30 @@
+"""Read a data container back, whatever its format, with the format's own library (fastavro,
+pyarrow): for `dmd query`'s formats DuckDB cannot read itself, and for tools that check or merge
+containers. The format is told by the container's magic bytes, not by its name."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+AVRO_MAGIC = b"Obj\x01"
+PARQUET_MAGIC = b"PAR1"
+
+
+def format_of(body: bytes) -> str:
+    if body[:4] == AVRO_MAGIC:
+        return "avro"
+    if body[:4] == PARQUET_MAGIC and body[-4:] == PARQUET_MAGIC:
+        return "parquet"
+    raise ValueError("neither an Avro container nor a Parquet file")
+
+
+def read_rows(body: bytes) -> list[dict[str, Any]]:
+    """Every row of a container as a dict (Avro: fastavro's values; Parquet: pyarrow's)."""
+    if format_of(body) == "avro":
+        import fastavro
+
+        return list(fastavro.reader(io.BytesIO(body)))
+    import pyarrow.parquet as pq
+
+    return pq.read_table(io.BytesIO(body)).to_pylist()
