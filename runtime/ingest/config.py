@@ -10,13 +10,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from dmd.lake import layout
 from dmd.lake.formats import DEFAULT_FORMAT, FORMATS
-from dmd.lake.storage import S3Policy
+from dmd.lake.storage import S3Policy, bucket_problem, endpoint_problem
 
 CODECS: dict[str, tuple[str, ...]] = {f.name: f.codecs for f in FORMATS.values()}  # first = default
 # S3 "safe characters" only, segments separated by single slashes: no "..", no leading "/".
 _PREFIX = re.compile(r"[A-Za-z0-9_.*'()!-]+(/[A-Za-z0-9_.*'()!-]+)*\Z")
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
 
 # Environment variables of the Lambda handler, with their defaults (None = required).
 ENVIRONMENT: dict[str, str | None] = {
@@ -66,8 +66,15 @@ class Settings:
                     f"{name} {value!r} must be one or more '/'-separated segments of letters, digits and _.*'()!- "
                     "(no leading or trailing '/', no '.' or '..' segments)"
                 )
-        if self.prefix == self.errors_prefix:
-            problems.append("prefix and errors_prefix must differ")
+        a, b = self.prefix + "/", self.errors_prefix + "/"
+        if a.startswith(b) or b.startswith(a):  # an expiry on the error prefix would delete the archive
+            problems.append(
+                f"prefix {self.prefix!r} and errors_prefix {self.errors_prefix!r} must not contain one another"
+            )
+        elif (longest := layout.longest_key_bytes(self.prefix, self.errors_prefix)) > layout.MAX_KEY_BYTES:
+            problems.append(
+                f"prefixes too long: keys under them would reach {longest} bytes, over S3's {layout.MAX_KEY_BYTES}"
+            )
         if not self.source_system_id:
             problems.append("source_system_id must not be empty")
         if problems:
@@ -91,13 +98,13 @@ def from_environment(environ: Mapping[str, str]) -> LambdaConfig:
     problems = []
     if not values["DMD_BUCKET"]:
         problems.append("DMD_BUCKET is required")
-    elif not _BUCKET.match(values["DMD_BUCKET"]):
-        problems.append(f"DMD_BUCKET {values['DMD_BUCKET']!r} is not a valid S3 bucket name")
+    elif problem := bucket_problem(values["DMD_BUCKET"]):
+        problems.append(f"DMD_BUCKET {values['DMD_BUCKET']!r} is not a valid S3 bucket name: {problem}")
     if values["DMD_LOG_LEVEL"].upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         problems.append(f"DMD_LOG_LEVEL {values['DMD_LOG_LEVEL']!r} must be DEBUG, INFO, WARNING or ERROR")
     endpoint = values["DMD_S3_ENDPOINT"] or None
-    if endpoint and not re.match(r"https?://[^\s/]+", endpoint):
-        problems.append(f"DMD_S3_ENDPOINT {endpoint!r} must be an http(s) URL")
+    if endpoint and (problem := endpoint_problem(endpoint)):
+        problems.append(f"DMD_S3_ENDPOINT {endpoint!r}: {problem}")
     policy = _s3_policy(values, problems)
     settings = None
     try:

@@ -43,6 +43,8 @@ class Failed:
     key: str
     reason: str  # the storage error; never a record value
     sources: tuple[StreamRecord, ...]
+    cause: str = ""  # the AWS error code or OS error, in a few words
+    permanent: bool = False  # no retry can help until the configuration or the lake changes
 
 
 @dataclass(frozen=True)
@@ -280,7 +282,7 @@ def _deliver(storage: Storage, put: _Put) -> Delivered | Failed:
     try:
         location = storage.put(put.key, put.body, put.content_type)
     except StorageError as e:
-        return Failed(put.key, str(e), put.sources)
+        return Failed(put.key, str(e), put.sources, e.cause, e.permanent)
     return Delivered(put.key, location, len(put.sources), put.type_name, put.partition_date, put.sources)
 
 

@@ -28,9 +28,9 @@ class LakeFormat:
     athena_overrides: Mapping[str, str] = field(default_factory=dict)
     # The table needs the writer's schema as `avro.schema.literal`
     schema_literal: bool = False
-    # DuckDB reads the files itself with this table function; None: `dmd query` reads them into
-    # Arrow with `dmd.lake.read` first (DuckDB's Avro extension would need a download)
-    duckdb_reader: str | None = None
+    # pyarrow.dataset reads the files lazily (`dmd query` hands DuckDB the dataset); None: they
+    # are read into Arrow with `dmd.lake.read` first (DuckDB's Avro extension would need a download)
+    dataset_format: str | None = None
 
     @property
     def default_codec(self) -> str:
@@ -58,7 +58,7 @@ PARQUET = LakeFormat(
     input_format="org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
     output_format="org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
     classification="parquet",
-    duckdb_reader="read_parquet",
+    dataset_format="parquet",
 )
 
 AVRO = LakeFormat(

@@ -20,6 +20,8 @@ from datetime import UTC, date, datetime
 
 from .formats import FORMATS, LakeFormat
 
+MAX_KEY_BYTES = 1024  # S3's limit on a key's UTF-8 length
+MAX_TYPE_NAME = 63  # the metaschema's limit on a record type's name
 PARTITION_KEY = "partition_date"  # Hive-style folder name; Athena's partition column
 REPLAYED = "replayed/"  # beside each replayed error document
 ERROR_EXTENSION = "json"
@@ -61,6 +63,17 @@ def data_key(prefix: str, fmt: LakeFormat, type_name: str, day: date, first_arri
 
 def error_key(errors_prefix: str, first_arrival: datetime, oid: str) -> str:
     return f"{errors_prefix}/{stamp(first_arrival)}-{oid}.{ERROR_EXTENSION}"
+
+
+def longest_key_bytes(prefix: str, errors_prefix: str) -> int:
+    """The UTF-8 length of the longest key the layout can make under these prefixes (the longest
+    type name the metaschema allows, the longest format), to hold against MAX_KEY_BYTES at start
+    rather than fail on a put."""
+    when, oid, day = datetime(2000, 1, 1, tzinfo=UTC), object_id(), date(2000, 1, 1)
+    longest_type = "t" * MAX_TYPE_NAME
+    data = max(len(data_key(prefix, f, longest_type, day, when, oid).encode()) for f in FORMATS.values())
+    errors = len(replayed_key(error_key(errors_prefix, when, oid)).encode())
+    return max(data, errors)
 
 
 def folder(key: str) -> str:

@@ -3,9 +3,14 @@ embedded default) and S3. Both write the same keys, so a local lake can be synce
 
 from __future__ import annotations
 
+import errno
+import ipaddress
 import os
+import re
 import tempfile
 import threading
+import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +18,59 @@ from typing import Any, Protocol
 
 
 class StorageError(RuntimeError):
-    """A write or read that failed; the records involved must be reported for retry."""
+    """A write or read that failed; the records involved must be reported for retry.
+
+    `permanent`: retrying cannot help until someone changes something (access denied, no such
+    bucket, no credentials, a file where a folder must be); `cause` names it in a few words (an
+    AWS error code or an OS error name), never a record value.
+    """
+
+    def __init__(self, message: str, cause: str = "", permanent: bool = False) -> None:
+        super().__init__(message)
+        self.cause = cause or message
+        self.permanent = permanent
+
+
+# Causes no retry can fix: the configuration, the credentials or the lake itself must change.
+PERMANENT_S3_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AllAccessDisabled",
+        "InvalidAccessKeyId",
+        "InvalidBucketName",
+        "NoSuchBucket",
+        "SignatureDoesNotMatch",
+        "InvalidToken",
+        "ExpiredToken",
+        "AuthorizationHeaderMalformed",
+        "PermanentRedirect",
+        "AccountProblem",
+        "KMS.DisabledException",
+        "KMS.NotFoundException",
+    }
+)
+PERMANENT_OS_ERRORS = frozenset({errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EEXIST, errno.EROFS, errno.EISDIR})
+STALE_TEMPORARY_SECONDS = 15 * 60  # a temporary file lives for one write: one this old was left by a killed run
+
+
+def _os_error(message: str, e: OSError) -> StorageError:
+    name = errno.errorcode.get(e.errno or 0, type(e).__name__)
+    cause = f"{name} ({e.strerror})" if e.strerror else name
+    return StorageError(f"{message}: {e.strerror or e}", cause, e.errno in PERMANENT_OS_ERRORS)
+
+
+def _s3_error(message: str, e: Exception) -> StorageError:
+    from botocore.exceptions import ClientError, NoCredentialsError, PartialCredentialsError
+
+    if isinstance(e, ClientError):
+        code = str(e.response.get("Error", {}).get("Code", "")) or "ClientError"
+        return StorageError(f"{message}: {e}", code, code in PERMANENT_S3_CODES or code in ("403", "404"))
+    if isinstance(e, NoCredentialsError | PartialCredentialsError):
+        return StorageError(f"{message}: {e}", "NoCredentials", True)
+    return StorageError(f"{message}: {e}", type(e).__name__, False)  # connection, timeout: may pass
+
+
+TEMPORARY_PREFIX = ".tmp-"  # a local write in progress (hidden: readers and Athena skip it)
 
 
 class Storage(Protocol):
@@ -35,6 +92,7 @@ class LocalStorage:
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
+        self._swept: set[Path] = set()  # folders whose stale temporary files were removed
 
     def _path(self, key: str) -> Path:
         path = (self.root / key).resolve()
@@ -46,29 +104,50 @@ class LocalStorage:
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-            with os.fdopen(fd, "wb") as f:
-                f.write(body)
-            os.replace(tmp, path)
+            if path.parent not in self._swept:
+                self._sweep(path.parent)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMPORARY_PREFIX)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(body)
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
         except OSError as e:
-            raise StorageError(f"cannot write {path}: {e}") from e
+            raise _os_error(f"cannot write {path}", e) from e
         return path.as_uri()
+
+    def _sweep(self, folder: Path) -> None:
+        """Remove the temporary files a killed run left in `folder` (once per folder and process;
+        a file younger than a few minutes may be another writer's, in use)."""
+        cutoff = time.time() - STALE_TEMPORARY_SECONDS
+        for tmp in folder.glob(TEMPORARY_PREFIX + "*"):
+            try:
+                if tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
+            except OSError:
+                pass  # gone already, or not ours to remove: the next sweep tries again
+        self._swept.add(folder)
 
     def get(self, key: str) -> bytes:
         try:
             return self._path(key).read_bytes()
         except OSError as e:
-            raise StorageError(f"cannot read {key}: {e}") from e
+            raise _os_error(f"cannot read {key}", e) from e
 
     def list(self, prefix: str) -> Iterator[str]:
         base = self._path(prefix) if prefix else self.root
         if not base.is_dir():
             return iter(())
         keys = (p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file())
-        return iter(sorted(k for k in keys if not Path(k).name.startswith(".tmp-")))
+        return iter(sorted(k for k in keys if not Path(k).name.startswith(TEMPORARY_PREFIX)))
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        try:
+            self._path(key).unlink(missing_ok=True)
+        except OSError as e:
+            raise _os_error(f"cannot delete {key}", e) from e
 
 
 class S3Storage:
@@ -109,7 +188,7 @@ class S3Storage:
         try:
             self.client.put_object(Bucket=self.bucket, Key=full, Body=body, ContentType=content_type)
         except (BotoCoreError, ClientError) as e:
-            raise StorageError(f"cannot write s3://{self.bucket}/{full}: {e}") from e
+            raise _s3_error(f"cannot write s3://{self.bucket}/{full}", e) from e
         return f"s3://{self.bucket}/{full}"
 
     def get(self, key: str) -> bytes:
@@ -118,7 +197,7 @@ class S3Storage:
         try:
             return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
         except (BotoCoreError, ClientError) as e:
-            raise StorageError(f"cannot read s3://{self.bucket}/{self._key(key)}: {e}") from e
+            raise _s3_error(f"cannot read s3://{self.bucket}/{self._key(key)}", e) from e
 
     def list(self, prefix: str) -> Iterator[str]:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -128,7 +207,7 @@ class S3Storage:
             pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self._key(prefix))
             keys = [obj["Key"][strip:] for page in pages for obj in page.get("Contents", ())]
         except (BotoCoreError, ClientError) as e:
-            raise StorageError(f"cannot list s3://{self.bucket}/{self._key(prefix)}: {e}") from e
+            raise _s3_error(f"cannot list s3://{self.bucket}/{self._key(prefix)}", e) from e
         return iter(sorted(keys))
 
     def delete(self, key: str) -> None:
@@ -137,7 +216,7 @@ class S3Storage:
         try:
             self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
         except (BotoCoreError, ClientError) as e:
-            raise StorageError(f"cannot delete s3://{self.bucket}/{self._key(key)}: {e}") from e
+            raise _s3_error(f"cannot delete s3://{self.bucket}/{self._key(key)}", e) from e
 
 
 @dataclass(frozen=True)
@@ -164,9 +243,45 @@ def s3_client(endpoint_url: str | None = None, policy: S3Policy | None = None) -
     return boto3.client("s3", endpoint_url=endpoint_url, config=config)
 
 
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
+
+
+def bucket_problem(name: str) -> str | None:
+    """Why S3 would reject `name` as a general purpose bucket's name, or None."""
+    if not _BUCKET.match(name):
+        return "3 to 63 lower-case letters, digits, '.' and '-', starting and ending with a letter or digit"
+    if ".." in name or ".-" in name or "-." in name:
+        return "no '..', '.-' or '-.'"
+    try:
+        ipaddress.IPv4Address(name)
+        return "not an IP address"
+    except ValueError:
+        pass
+    if name.startswith(("xn--", "sthree-")) or name.endswith(("-s3alias", "--ol-s3", "--x-s3")):
+        return "no reserved prefix (xn--, sthree-) or suffix (-s3alias, --ol-s3, --x-s3)"
+    return None
+
+
+def endpoint_problem(url: str) -> str | None:
+    """Why `url` cannot be an S3 endpoint, or None."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018  # raises ValueError for a port that is not a number in range
+    except ValueError as e:
+        return f"not a URL ({e})"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an http(s) URL with a host"
+    return None
+
+
 def open_storage(location: str, endpoint_url: str | None = None, policy: S3Policy | None = None) -> Storage:
-    """`s3://bucket[/base]` or a local directory path."""
+    """`s3://bucket[/base]` or a local directory path; raises ValueError for a bad bucket name or
+    endpoint."""
+    if endpoint_url and (problem := endpoint_problem(endpoint_url)):
+        raise ValueError(f"S3 endpoint {endpoint_url!r}: {problem}")
     if location.startswith("s3://"):
         bucket, _, base = location[5:].partition("/")
+        if problem := bucket_problem(bucket):
+            raise ValueError(f"bucket name {bucket!r}: {problem}")
         return S3Storage(bucket, base, endpoint_url, policy=policy)
     return LocalStorage(Path(location))

@@ -84,7 +84,13 @@ _LAKE_OPTIONS = (
     click.option(
         "--s3-endpoint", envvar="DMD_S3_ENDPOINT", default=None, help="S3 endpoint URL (e.g. a local server)."
     ),
-    click.option("--log-level", default="WARNING", show_default=True, help="JSON logs on stderr at this level."),
+    click.option(
+        "--log-level",
+        type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+        default="WARNING",
+        show_default=True,
+        help="JSON logs on stderr at this level.",
+    ),
 )
 
 
@@ -120,10 +126,11 @@ def lake_options(command: Callable[..., None]) -> Callable[..., None]:
 
         try:
             settings = Settings(fmt, codec, prefix, errors_prefix, source_system_id)
-        except ConfigError as e:
+            storage = open_storage(lake, s3_endpoint)
+        except (ConfigError, ValueError) as e:
             raise click.UsageError(str(e)) from None
         logs.configure(log_level.upper(), sys.stderr)
-        command(*args, lake=Lake(lake, settings, open_storage(lake, s3_endpoint), s3_endpoint), **kwargs)
+        command(*args, lake=Lake(lake, settings, storage, s3_endpoint), **kwargs)
 
     for option in reversed(_LAKE_OPTIONS):
         with_lake = option(with_lake)
@@ -131,15 +138,19 @@ def lake_options(command: Callable[..., None]) -> Callable[..., None]:
 
 
 @main.command()
-@click.argument("inputs", nargs=-1, type=click.Path(allow_dash=True, dir_okay=False))
+@click.argument("inputs", nargs=-1, type=click.Path(exists=True, allow_dash=True, dir_okay=False))
 @lake_options
 def run(inputs: tuple[str, ...], lake: Lake) -> None:
     """Archive JSON-lines files of Lambda events (Kinesis or DynamoDB Streams), batch by batch,
     as the Lambda function would. INPUTS default to stdin ("-")."""
     from dmd.generated import REGISTRY
+    from dmd.ingest import logs
     from dmd.ingest.envelope import read_lines
     from dmd.ingest.pipeline import process_batch
 
+    for name in inputs:
+        if name != "-" and (problem := _not_events(Path(name))):
+            raise click.UsageError(f"{name}: {problem}; is it a file of Lambda events (see `dmd sample`)?")
     totals = RunTotals()
     for name in inputs or ("-",):
         with click.open_file(name, "rb") as f:
@@ -147,10 +158,50 @@ def run(inputs: tuple[str, ...], lake: Lake) -> None:
             show = sys.stderr.isatty() and size > 0
             with click.progressbar(length=size, label=name, file=sys.stderr, hidden=not show) as bar:
                 for batch in read_lines(_counting(f, bar), name):
-                    totals.add(process_batch(batch, registry=REGISTRY, settings=lake.settings, storage=lake.storage))
+                    result = process_batch(batch, registry=REGISTRY, settings=lake.settings, storage=lake.storage)
+                    totals.add(result)
+                    logs.event("batch archived" if not result.failed else "batch partly failed", **_counts(result))
     click.echo(totals.report(lake.location))
     if totals.failed:
         sys.exit(1)
+
+
+EVENT_PROBE_LINES = 100  # a file none of whose first lines is an event is refused
+
+
+def _not_events(path: Path) -> str:
+    """Why `path` is not a file of Lambda events (none of its first non-blank lines is a JSON
+    object with a `Records` list), or "" if it is one, or is empty."""
+    import orjson
+
+    seen = 0
+    with path.open("rb") as f:
+        for line in f:
+            line = line.removeprefix(b"\xef\xbb\xbf").strip() if seen == 0 else line.strip()
+            if not line:
+                continue
+            seen += 1
+            try:
+                doc = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                doc = None
+            if isinstance(doc, dict) and isinstance(doc.get("Records"), list):
+                return ""
+            if seen >= EVENT_PROBE_LINES:
+                break
+    return f"none of its first {seen} lines is a Lambda event (a JSON object with a Records list)" if seen else ""
+
+
+def _counts(result: BatchResult) -> dict[str, Any]:
+    """A batch in a log line: counts only."""
+    return {
+        "records_in": result.records_in,
+        "delivered": result.delivered_by_type,
+        "error_records": result.error_records,
+        "failed_records": result.failed_records,
+        "objects": len(result.data),
+        "error_objects": len(result.errors),
+    }
 
 
 def _counting(f: IO[bytes], bar: Any) -> Iterator[bytes]:
@@ -164,6 +215,8 @@ class RunTotals:
         self.records = self.errors = self.failed = self.batches = 0
         self.delivered: dict[str, int] = {}
         self.objects = self.error_objects = 0
+        # (permanent, cause) -> [records, objects, an example key]
+        self.failures: dict[tuple[bool, str], list[Any]] = {}
 
     def add(self, result: BatchResult) -> None:
         self.batches += 1
@@ -174,13 +227,20 @@ class RunTotals:
         self.error_objects += len(result.errors)
         for type_name, n in result.delivered_by_type.items():
             self.delivered[type_name] = self.delivered.get(type_name, 0) + n
+        for f in result.failed:
+            entry = self.failures.setdefault((f.permanent, f.cause), [0, 0, f.key])
+            entry[0] += len(f.sources)
+            entry[1] += 1
 
     def report(self, lake: str) -> str:
         lines = [f"{self.records} records in {self.batches} batches -> {lake}"]
         lines += [f"  {t:<14} {n:>8} archived" for t, n in sorted(self.delivered.items())]
         lines.append(f"  {'errors':<14} {self.errors:>8} in {self.error_objects} error documents")
         if self.failed:
-            lines.append(f"  {'NOT DELIVERED':<14} {self.failed:>8} (storage failures; rerun to retry)")
+            lines.append(f"  {'NOT DELIVERED':<14} {self.failed:>8} records, because:")
+            for (permanent, cause), (records, objects, key) in sorted(self.failures.items()):
+                fix = "fix this, then rerun" if permanent else "transient: rerun to retry"
+                lines.append(f"    {cause}: {records} records in {objects} objects, e.g. {key} ({fix})")
         lines.append(f"  {self.objects} data objects written")
         return "\n".join(lines)
 
@@ -236,7 +296,7 @@ def sample(records: int, seed: int, bad_fraction: float, batch_size: int, bad_ki
 @click.option(
     "--lake",
     "lake",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
     required=True,
     help="Root folder of the local lake (what `dmd run --lake` wrote).",
 )
@@ -248,6 +308,8 @@ def query(sql: str, lake: Path, prefix: str, max_rows: int) -> None:
 
     from dmd.tools.query import open_lake
 
+    if not (lake / prefix).is_dir():
+        raise click.UsageError(f"no lake at {lake}: it has no {prefix}/ folder (the --lake of `dmd run`)")
     con = open_lake(lake, prefix)
     try:
         result = con.sql(sql)
@@ -279,6 +341,8 @@ def replay(source: str, lake: Lake) -> None:
     from .replay import locate
     from .replay import replay as run_replay
 
+    if not source.startswith("s3://") and not Path(source).exists():
+        raise click.UsageError(f"{source}: no such folder or file")
     where = locate(source, lake.location, lake.storage, lake.s3_endpoint, None)
     report = run_replay(where, lake_storage=lake.storage, registry=REGISTRY, settings=lake.settings)
     logs.event(

@@ -3,8 +3,8 @@
 `open_lake` registers, per record type, a view over every data container the runtime wrote
 (dmd.lake.layout: `{prefix}/{format}/{type}/partition_date=YYYY-MM-DD/`), then the generated `<type>_current`
 and `all_records` views (dmd.generated.views, rendered from the same templates as the Athena
-DDL). A format DuckDB reads itself (Parquet) is read directly with hive partitioning; any other (Avro)
-is read into Arrow with the generated Arrow schema (dmd.lake.formats says which). A type with no files
+DDL). Files pyarrow's datasets read lazily (Parquet) are handed to DuckDB as a dataset; any other
+format (Avro) is read into Arrow with the generated Arrow schema (dmd.lake.formats says which). A type with no files
 still gets an empty view, so every query runs on an empty or partial lake.
 """
 
@@ -14,7 +14,7 @@ import contextlib
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dmd.generated import REGISTRY
 from dmd.generated.views import ALL_RECORDS_BODY, ALL_RECORDS_VIEW, CURRENT_VIEWS
@@ -60,6 +60,25 @@ def _files(lake: Path, prefix: str, fmt: LakeFormat, type_name: str) -> list[Pat
     return [lake / key for key in sorted(keys) if layout.parse_data_key(key, prefix)]
 
 
+def _dataset(files: list[Path], fmt: LakeFormat, table_root: Path, type_name: str) -> Any:
+    """The files as one lazily read pyarrow dataset, `partition_date` from their folder names.
+
+    Not DuckDB's own reader: it expands glob characters in every path it is given, so a lake
+    under `lake[12]` would read `lake1`'s files; pyarrow takes paths literally.
+    """
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    partitioning = ds.partitioning(pa.schema([pa.field(PARTITION_KEY, pa.string())]), flavor="hive")
+    return ds.dataset(
+        [str(f) for f in files],
+        schema=_arrow_schema(type_name),
+        format=fmt.dataset_format,
+        partitioning=partitioning,
+        partition_base_dir=str(table_root),
+    )
+
+
 def _read_arrow(files: list[Path], type_name: str) -> pa.Table:
     """Containers of one type as one Arrow table, `partition_date` taken from each file's folder."""
     import pyarrow as pa
@@ -86,12 +105,12 @@ def _type_source(con: duckdb.DuckDBPyConnection, lake: Path, prefix: str, type_n
         files = _files(lake, prefix, fmt, type_name)
         if not files:
             continue
-        if fmt.duckdb_reader:
-            paths = "[" + ", ".join(_sql_string(str(f)) for f in files) + "]"
-            selects.append(
-                f"SELECT {columns} FROM {fmt.duckdb_reader}({paths}, hive_partitioning = true, "
-                f"hive_types = {{{_sql_string(PARTITION_KEY)}: 'VARCHAR'}}, union_by_name = true)"
+        if fmt.dataset_format:
+            relation = f"_{fmt.name}_{type_name}"
+            con.register(
+                relation, _dataset(files, fmt, lake / layout.table_prefix(prefix, fmt.name, type_name), type_name)
             )
+            selects.append(f"SELECT {columns} FROM {_ident(relation)}")
         else:
             converted += files
     if converted or not selects:  # no file at all: an empty table of the right shape

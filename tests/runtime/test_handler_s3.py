@@ -251,7 +251,7 @@ def test_s3_down_mid_run_reports_the_affected_records_and_a_rerun_completes(s3, 
         ({"DMD_PREFIX": "../escape"}, "prefix '../escape' must be"),
         ({"DMD_ERRORS_PREFIX": "/abs"}, "errors_prefix '/abs' must be"),
         ({"DMD_BUCKET": "Not_A_Bucket"}, "DMD_BUCKET 'Not_A_Bucket' is not a valid S3 bucket name"),
-        ({"DMD_S3_ENDPOINT": "ftp://x"}, "DMD_S3_ENDPOINT 'ftp://x' must be an http(s) URL"),
+        ({"DMD_S3_ENDPOINT": "ftp://x"}, "DMD_S3_ENDPOINT 'ftp://x': must be an http(s) URL with a host"),
     ],
 )
 def test_bad_configuration_fails_at_cold_start(monkeypatch, aws_env, env, message):
