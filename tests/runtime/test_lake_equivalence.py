@@ -33,6 +33,9 @@ def digest(lake: Path) -> dict[str, str]:
         if path.suffix == ".json":
             doc = json.loads(body)
             doc.pop("timestamp", None)
+            # a message may list the registered types ("not a registered record type"), which a new
+            # schema changes; every message is pinned by tests/generator/test_generated_decode_errors.py
+            doc["error"].pop("message", None)
             body = json.dumps(doc, sort_keys=True).encode()
         elif path.suffix == ".avro":
             body = _avro_content(path)
