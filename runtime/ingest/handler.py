@@ -8,9 +8,13 @@ returned as batchItemFailures, so Lambda retries them from the lowest sequence n
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import platform
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import boto3  # noqa: F401  # at init, like any Lambda; the S3 client itself is made on the first put
@@ -23,6 +27,30 @@ from .config import from_environment
 from .envelope import decode_event
 from .pipeline import gc_paused, process_batch, summary
 
+
+class WrongRuntime(RuntimeError):
+    """The package was built for another Python or instruction set than the one running it."""
+
+
+TARGET_FILE = Path(__file__).with_name("lambda_target.json")  # written by `dmd package`
+
+
+def check_target(target_file: Path = TARGET_FILE) -> None:
+    """Refuse, at cold start, a package built for another runtime (`dmd package` records its
+    target): its native libraries would fail to import somewhere in the first batch instead."""
+    if not target_file.exists():  # not a package: a checkout or an installed distribution
+        return
+    target = json.loads(target_file.read_text())
+    running = f"{sys.version_info.major}.{sys.version_info.minor}", platform.machine()
+    if running != (target["python"], target["machine"]):
+        raise WrongRuntime(
+            f"this package was built for python{target['python']} on {target['architecture']} "
+            f"(`dmd package --python {target['python']} --arch {target['architecture']}`), but runs on "
+            f"python{running[0]} on {running[1]}: rebuild it with the function's runtime and architecture"
+        )
+
+
+check_target()
 CONFIG = from_environment(os.environ)
 logs.configure(CONFIG.log_level)
 STORAGE = S3Storage(CONFIG.bucket, endpoint_url=CONFIG.endpoint_url, policy=CONFIG.s3_policy)

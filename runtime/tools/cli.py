@@ -12,6 +12,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import click
 
+from dmd.generator.deploy import ARCHITECTURES, DEFAULT_ARCHITECTURE, DEFAULT_PYTHON, PYTHON_VERSIONS
 from dmd.ingest.config import Settings
 from dmd.lake.formats import DEFAULT_FORMAT, FORMATS
 from dmd.lake.storage import Storage
@@ -372,18 +373,41 @@ PACKAGE_TARGETS = {"zipped": 50 * 2**20, "unzipped": 150 * 2**20}
 @click.option(
     "--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("dist/lambda.zip"), show_default=True
 )
-@click.option("--python-version", default="", help="Lambda runtime's Python, e.g. 3.11 (default: this interpreter's).")
-def package(out: Path, python_version: str) -> None:
-    """Build the Lambda deployment zip (x86_64 Linux): runtime, generated code, dependencies
-    minus boto3, without what the function never imports."""
+@click.option(
+    "--python",
+    "python_version",
+    type=click.Choice(PYTHON_VERSIONS),
+    default=DEFAULT_PYTHON,
+    show_default=True,
+    help="The function's Lambda Python runtime (the generated Terraform's lambda_runtime default).",
+)
+@click.option(
+    "--arch",
+    "architecture",
+    type=click.Choice(list(ARCHITECTURES)),
+    default=DEFAULT_ARCHITECTURE,
+    show_default=True,
+    help="The function's architecture (arm64: Graviton, cheaper per GB-second).",
+)
+def package(out: Path, python_version: str, architecture: str) -> None:
+    """Build the Lambda deployment zip: runtime, generated code and manylinux wheels of the
+    dependencies for the target Python and architecture, minus boto3 and what the function never
+    imports. The zip records its target; the function refuses to start on another."""
     from .package import build
 
-    result = build(out, python_version or None)
+    result = build(out, python_version, architecture)
     mb = {"zipped": result.zipped_bytes / 2**20, "unzipped": result.unzipped_bytes / 2**20}
     click.echo(
-        f"{result.path}: {mb['zipped']:.1f} MB zipped, {mb['unzipped']:.1f} MB unzipped, {result.files} files "
+        f"{result.path}: python{result.python} {result.architecture}, {mb['zipped']:.1f} MB zipped, "
+        f"{mb['unzipped']:.1f} MB unzipped, {result.files} files "
         f"(targets <= {PACKAGE_TARGETS['zipped'] >> 20} MB / <= {PACKAGE_TARGETS['unzipped'] >> 20} MB)"
     )
+    if not result.compiled:
+        click.echo(
+            f"  no .pyc files: they can only be made by Python {result.python} itself (this is "
+            f"{sys.version_info.major}.{sys.version_info.minor}); each cold start compiles the modules it imports",
+            err=True,
+        )
     if result.zipped_bytes > PACKAGE_LIMITS["zipped"] or result.unzipped_bytes > PACKAGE_LIMITS["unzipped"]:
         click.echo("over Lambda's size limits for a zip package", err=True)
         sys.exit(1)

@@ -1,4 +1,5 @@
-"""`dmd package`: the Lambda deployment zip (Python runtime, x86_64 Linux).
+"""`dmd package`: the Lambda deployment zip for a Lambda Python runtime and architecture
+(dmd.generator.deploy: the same defaults as the generated Terraform).
 
 It holds the runtime and the generated record code under `dmd/`, and the runtime's
 dependencies as manylinux wheels for the target Python, installed with pip. It leaves out what
@@ -8,15 +9,22 @@ Arrow components the runtime does not use (Flight, the S3/GCS/Azure/HDFS filesys
 Substrait's Python bindings, Parquet encryption, C++ test modules). The libraries that every
 pyarrow extension links against stay, since the dynamic loader needs them.
 
-Python files are compiled to `.pyc` (unchecked-hash, so valid whatever the file times): Lambda's
-/var/task is read-only, so without them every cold start would compile pyarrow's modules again.
+Python files are compiled to `.pyc` (unchecked-hash, so valid whatever the file times) when the
+target Python is this interpreter's: Lambda's /var/task is read-only, so without them every cold
+start compiles pyarrow's modules again. For another target version they cannot be made here, and
+the build says so.
+
+The zip records its target in `dmd/ingest/lambda_target.json`; the handler refuses, at cold
+start and with a message naming both, to run on another Python or instruction set.
 """
 
 from __future__ import annotations
 
 import compileall
+import dataclasses
 import fnmatch
 import importlib
+import json
 import os
 import py_compile
 import shutil
@@ -28,12 +36,12 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from dmd.generator.deploy import ARCHITECTURES, DEFAULT_ARCHITECTURE, DEFAULT_PYTHON, PYTHON_VERSIONS
+
 DISTRIBUTION = "dmd-pipeline"
 # Lambda provides boto3; the rest serve the generator, the CLI or local queries only.
 NOT_DEPLOYED = frozenset({"boto3", "botocore", "click", "jinja2", "jsonschema", "duckdb"})
-# pyarrow 15+ publishes manylinux_2_28 wheels; Lambda's Python 3.11+ runtimes (Amazon Linux
-# 2023, glibc 2.34) load both.
-PLATFORMS = ("manylinux_2_28_x86_64", "manylinux2014_x86_64")
+TARGET_FILE = "dmd/ingest/lambda_target.json"
 # The dmd packages the function imports, shipped whole; dmd.tools, dmd.generator and
 # dmd.templates serve developers only and never ship.
 DEPLOYED_PACKAGES = ("dmd.ingest", "dmd.support", "dmd.lake", "dmd.generated")
@@ -92,6 +100,9 @@ class PackageResult:
     zipped_bytes: int
     unzipped_bytes: int
     files: int
+    python: str = ""
+    architecture: str = ""
+    compiled: bool = False  # .pyc files included
 
 
 def requirements() -> list[str]:
@@ -108,9 +119,9 @@ def requirements() -> list[str]:
     return out
 
 
-def pip_install(target: Path, python_version: str, reqs: list[str]) -> None:
+def pip_install(target: Path, python_version: str, architecture: str, reqs: list[str]) -> None:
     cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "--target", str(target)]
-    for p in PLATFORMS:
+    for p in ARCHITECTURES[architecture][0]:
         cmd += ["--platform", p]
     cmd += ["--python-version", python_version, "--implementation", "cp", "--only-binary=:all:", *reqs]
     subprocess.run(cmd, check=True)
@@ -152,18 +163,30 @@ def write_zip(root: Path, out: Path) -> PackageResult:
     return PackageResult(out, out.stat().st_size, unzipped, files)
 
 
-def build(out: Path, python_version: str | None = None) -> PackageResult:
-    python_version = python_version or f"{sys.version_info.major}.{sys.version_info.minor}"
+def local_python() -> str:
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def build(out: Path, python_version: str = DEFAULT_PYTHON, architecture: str = DEFAULT_ARCHITECTURE) -> PackageResult:
+    if python_version not in PYTHON_VERSIONS:
+        raise ValueError(f"Python {python_version}: Lambda runtimes supported are {', '.join(PYTHON_VERSIONS)}")
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture {architecture!r}: one of {', '.join(ARCHITECTURES)}")
+    compiled = python_version == local_python()
     with tempfile.TemporaryDirectory(prefix="dmd-package-") as tmp:
         root = Path(tmp) / "package"
-        pip_install(root, python_version, requirements())
+        pip_install(root, python_version, architecture, requirements())
         copy_dmd(root)
         prune(root)
-        if python_version == f"{sys.version_info.major}.{sys.version_info.minor}":
+        target = {"python": python_version, "architecture": architecture, "machine": ARCHITECTURES[architecture][1]}
+        (root / TARGET_FILE).write_text(json.dumps(target, sort_keys=True) + "\n")
+        if compiled:
             compileall.compile_dir(
                 root,
                 quiet=2,
                 legacy=False,
                 invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
             )
-        return write_zip(root, out)
+        return dataclasses.replace(
+            write_zip(root, out), python=python_version, architecture=architecture, compiled=compiled
+        )

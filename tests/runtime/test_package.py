@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from dmd.tools.package import build
+from dmd.generator.deploy import ARCHITECTURES, DEFAULT_ARCHITECTURE, DEFAULT_PYTHON
+from dmd.tools.package import TARGET_FILE, build, local_python
 
 pytestmark = pytest.mark.slow  # pip installs the wheels (from the local mirror): ~30-60 s
 
@@ -35,7 +36,7 @@ print(json.dumps({"result": result, "heavy": heavy, "orjson": find_spec("orjson"
 @pytest.fixture(scope="module")
 def package(tmp_path_factory):
     out = tmp_path_factory.mktemp("dist") / "lambda.zip"
-    result = build(out)
+    result = build(out, local_python())  # runnable here, so the handler can be run from it
     folder = tmp_path_factory.mktemp("task")
     with zipfile.ZipFile(out) as z:
         z.extractall(folder)
@@ -102,3 +103,47 @@ def test_handler_runs_from_the_unzipped_package(package, lambda_provided, s3, mo
         import fastavro
 
         assert len(list(fastavro.reader(io.BytesIO(body)))) >= 1
+
+
+ELF_MACHINES = {"x86_64": 62, "arm64": 183}  # e_machine of EM_X86_64 and EM_AARCH64
+
+
+def _elf_machine(data: bytes) -> int:
+    return int.from_bytes(data[18:20], "little")
+
+
+@pytest.mark.parametrize(
+    ("python", "arch"),
+    sorted({(DEFAULT_PYTHON, DEFAULT_ARCHITECTURE), (DEFAULT_PYTHON, "arm64")}),
+)
+def test_a_package_holds_wheels_of_its_target_and_records_it(tmp_path, python, arch):
+    """The Terraform default (and arm64): native libraries for that Python and instruction set,
+    the target recorded, and .pyc files only where this interpreter could make them."""
+    result = build(tmp_path / "lambda.zip", python, arch)
+    tag = "cpython-" + python.replace(".", "")
+    with zipfile.ZipFile(result.path) as z:
+        names = z.namelist()
+        target = json.loads(z.read(TARGET_FILE))
+        extensions = [n for n in names if n.endswith(".so") and "cpython-" in n]
+        assert extensions and all(tag in n for n in extensions), extensions[:3]
+        machines = {_elf_machine(z.read(n)) for n in extensions}
+    assert machines == {ELF_MACHINES[arch]}
+    assert target == {"python": python, "architecture": arch, "machine": ARCHITECTURES[arch][1]}
+    assert any(n.endswith(".pyc") for n in names) == (python == local_python()) == result.compiled
+
+
+def test_the_handler_refuses_a_package_built_for_another_runtime(tmp_path, monkeypatch):
+    monkeypatch.setenv("DMD_BUCKET", "dmd-test")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    from dmd.ingest import handler
+
+    target = tmp_path / "lambda_target.json"
+    other = "3.99"
+    target.write_text(json.dumps({"python": other, "architecture": "arm64", "machine": "aarch64"}))
+    with pytest.raises(handler.WrongRuntime, match=r"built for python3\.99 on arm64.*--python 3\.99 --arch arm64"):
+        handler.check_target(target)
+    import platform
+
+    running = {"python": local_python(), "architecture": "x", "machine": platform.machine()}
+    target.write_text(json.dumps(running))
+    handler.check_target(target)  # the running interpreter: accepted
