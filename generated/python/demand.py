@@ -211,8 +211,7 @@ class _W_Demand(Struct, kw_only=True, gc=False):
 
 
 def _fast_DemandDate(s: _W_DemandDate, change: Change, settings: Mapping[str, str]) -> DemandDate | None:
-    a = s.requested
-    f_requested = w.timestamp_text(a.S)
+    f_requested = w.timestamp_text(s.requested.S)
     if f_requested is None:
         return None
     a = s.updated
@@ -234,19 +233,16 @@ def _fast_Demand(s: _W_Demand, change: Change, settings: Mapping[str, str]) -> D
     f_type = s.type.S
     f_eventId = s.eventId.S
     f_fanId = s.fanId.S
-    a = s.marketId
-    v = a.N
+    v = s.marketId.N
     if not (v.isdigit() and v.isascii() and len(v) <= 18 and -9223372036854775808 <= (n := int(v)) <= 9223372036854775807):
         return None
     f_marketId = n
-    a = s.quantity
-    v = a.N
+    v = s.quantity.N
     if not (v.isdigit() and v.isascii() and len(v) <= 9 and 1 <= (n := int(v)) <= 8):
         return None
     f_quantity = n
     f_priceLevels = [x.S for x in s.priceLevels.L]
-    a = s.status
-    f_status = a.S
+    f_status = s.status.S
     if f_status not in _Demand_status_SYMBOLS:
         return None
     a = s.email
@@ -259,8 +255,7 @@ def _fast_Demand(s: _W_Demand, change: Change, settings: Mapping[str, str]) -> D
         f_phoneNumber = None
     else:
         f_phoneNumber = a.S
-    a = s.date
-    f_date = _fast_DemandDate(a.M, change, settings)
+    f_date = _fast_DemandDate(s.date.M, change, settings)
     if f_date is None:
         return None
     f_cdc = DemandCdc(change.operation, change.ttl_expired, change.sequence_number, change.change_time, change.event_id)

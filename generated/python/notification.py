@@ -206,8 +206,7 @@ class _W_Notification(Struct, kw_only=True, gc=False):
 
 
 def _fast_NotificationDate(s: _W_NotificationDate, change: Change, settings: Mapping[str, str]) -> NotificationDate | None:
-    a = s.created
-    f_created = w.timestamp_text(a.S)
+    f_created = w.timestamp_text(s.created.S)
     if f_created is None:
         return None
     a = s.sent
@@ -229,8 +228,7 @@ def _fast_Notification(s: _W_Notification, change: Change, settings: Mapping[str
     f_type = s.type.S
     f_demandId = s.demandId.S
     f_fanId = s.fanId.S
-    a = s.channel
-    f_channel = a.S
+    f_channel = s.channel.S
     if f_channel not in _Notification_channel_SYMBOLS:
         return None
     a = s.email
@@ -244,12 +242,10 @@ def _fast_Notification(s: _W_Notification, change: Change, settings: Mapping[str
     else:
         f_phoneNumber = a.S
     f_messageBody = s.messageBody.S
-    a = s.status
-    f_status = a.S
+    f_status = s.status.S
     if f_status not in _Notification_status_SYMBOLS:
         return None
-    a = s.date
-    f_date = _fast_NotificationDate(a.M, change, settings)
+    f_date = _fast_NotificationDate(s.date.M, change, settings)
     if f_date is None:
         return None
     f_cdc = NotificationCdc(change.operation, change.ttl_expired, change.sequence_number, change.change_time, change.event_id)

@@ -226,12 +226,10 @@ def _fast_Sale(s: _W_Sale, change: Change, settings: Mapping[str, str]) -> Sale 
     f_id = s.id.S
     f_type = s.type.S
     f_eventId = s.eventId.S
-    a = s.saleType
-    f_saleType = a.S
+    f_saleType = s.saleType.S
     if f_saleType not in _Sale_saleType_SYMBOLS:
         return None
-    a = s.saleStartDateTime
-    f_saleStartDateTime = w.timestamp_text(a.S)
+    f_saleStartDateTime = w.timestamp_text(s.saleStartDateTime.S)
     if f_saleStartDateTime is None:
         return None
     a = s.saleEndDateTime
