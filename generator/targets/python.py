@@ -9,7 +9,8 @@ from __future__ import annotations
 import pprint
 from dataclasses import dataclass
 
-from ..model import Field, Kind, Model, Origin, Record, RecordType, TypeRef
+from ..added import ADDED
+from ..model import Field, Kind, Model, Record, RecordType, TypeRef
 from ..templating import header, render
 from ..typemap import INT_RANGES, arrow_field, field_mapping, python_hint, record_avro
 from .python_fast import WireView, fast_lines, wire_view
@@ -27,17 +28,6 @@ from .python_kinds import (
 
 RECORD_TEMPLATE = "python/record.py.j2"
 REGISTRY_TEMPLATE = "python/registry.py.j2"
-
-
-ADDED_VALUES: dict[Origin, str] = {
-    Origin.IS_DELETED: "change.removed",
-    Origin.DELETED_AT: "change.change_time if change.removed else None",
-    Origin.CDC_OPERATION: "change.operation",
-    Origin.CDC_TTL_EXPIRED: "change.ttl_expired",
-    Origin.CDC_SEQUENCE_NUMBER: "change.sequence_number",
-    Origin.CDC_CHANGE_TIME: "change.change_time",
-    Origin.CDC_EVENT_ID: "change.event_id",
-}
 
 
 @dataclass(frozen=True)
@@ -121,21 +111,20 @@ def built_line(f: Field, problems: str) -> str:
 
 def template_value(f: Field) -> str:
     # "{type}:{id}" -> f"{f_type}:{f_id}"; placeholders are root image fields (checked by the loader)
-    text = f.template.replace("{", "{f_")
+    text = f.argument.replace("{", "{f_")
     return "f" + repr(text)
 
 
+def change_time(f: Field) -> str:
+    """The change time as a field of `f`'s precision holds it. The change time has microseconds;
+    a millisecond field holds what Avro and Parquet will store, so the record equals what is
+    read back."""
+    digits = SCALARS[f.type.kind].digits if f.type.kind in SCALARS else 0
+    return "change.change_time" if digits in (0, 6) else f"w.truncate(change.change_time, {digits})"
+
+
 def added_value(f: Field) -> str:
-    if f.origin is Origin.TEMPLATE:
-        return template_value(f)
-    if f.origin is Origin.CONFIG:
-        return f"settings[{f.config!r}]"
-    value = ADDED_VALUES[f.origin]
-    if f.type.kind is Kind.TIMESTAMP_MILLIS and "change.change_time" in value:
-        # The change time has microseconds; a millisecond field holds what Avro and Parquet
-        # will store, so the record equals what is read back.
-        value = value.replace("change.change_time", "w.truncate(change.change_time, 3)", 1)
-    return value
+    return ADDED[f.origin].python.format(change_time=change_time(f), argument=f.argument, template=template_value(f))
 
 
 def avro_value(f: Field) -> str:
