@@ -34,9 +34,9 @@ CONFIG_KEYS = frozenset({"source_system_id"})
 # tests/generator/test_malformed_schemas.py checks this list against the generated modules.
 GENERATED_MODULE_NAMES = frozenset(
     {
-        "AVRO_SCHEMA", "Any", "Change", "Decimal", "DecodeError", "FIELDS", "FieldInfo", "Final", "Literal",
-        "Mapping", "REDACTED", "RecordSpec", "SPEC", "Sequence", "TYPE_CHECKING", "TYPE_NAME", "UTC", "_EMPTY",
-        "annotations", "arrow_schema", "cache", "date", "datetime", "decode", "pa", "partial",
+        "AVRO_SCHEMA", "Any", "Change", "Decimal", "DecodeError", "FIELDS", "FieldInfo", "FieldKind", "Final",
+        "Literal", "Mapping", "REDACTED", "RecordSpec", "SPEC", "Sequence", "TYPE_CHECKING", "TYPE_NAME", "UTC",
+        "_EMPTY", "annotations", "arrow_schema", "cache", "date", "datetime", "decode", "pa", "partial",
         "partition_date", "scrub", "struct_array", "to_arrow", "to_avro", "w",
         "ROWS_VIA_DICTS", "avro_write", "days", "table_from_rows", "to_arrow_columns", "write_decimal", "write_long",
         "write_micros", "write_millis", "msgspec", "Struct", "UNSET", "UnsetType", "wt", "_IMAGE", "decode_json",

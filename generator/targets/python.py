@@ -232,14 +232,14 @@ def scrub_lines(rt: RecordType) -> tuple[str, ...]:
 
 
 def field_info(f: Field) -> str:
-    args = [f"{f.path!r}", f"{f.type.kind.value!r}", f"optional={f.optional}", f"origin={f.origin.value!r}"]
+    args = [f"{f.path!r}", f"FieldKind.{f.type.kind.name}", f"optional={f.optional}", f"origin={f.origin.value!r}"]
     if f.pii:
         args.append("pii=True")
     if f.from_image or f.has_image_fields:
         args.append(f"wire={field_mapping(f).wire!r}")
     t = f.type.items or f.type
     if f.type.items is not None:
-        args.append(f"item_kind={t.kind.value!r}")
+        args.append(f"item_kind=FieldKind.{t.kind.name}")
     if t.symbols:
         args.append(f"symbols={t.symbols!r}")
     # for an array, the range, precision and scale of its items
