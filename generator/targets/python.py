@@ -116,11 +116,10 @@ def template_value(f: Field) -> str:
 
 
 def change_time(f: Field) -> str:
-    """The change time as a field of `f`'s precision holds it. The change time has microseconds;
-    a millisecond field holds what Avro and Parquet will store, so the record equals what is
-    read back."""
+    """The change time as timestamp field `f` holds it. The change time has microseconds; a
+    millisecond field holds what Avro and Parquet will store, so the record equals what is read back."""
     digits = SCALARS[f.type.kind].digits if f.type.kind in SCALARS else 0
-    return "change.change_time" if digits in (0, 6) else f"w.truncate(change.change_time, {digits})"
+    return f"w.truncate(change.change_time, {digits})" if 0 < digits < 6 else "change.change_time"
 
 
 def added_value(f: Field) -> str:

@@ -2,8 +2,9 @@
 code that depends on it (exact decoder, fast path, Avro writer, placeholder value).
 
 Code is spelled as `str.format` templates over the names `code_names()` computes for a field,
-so a row reads like the code it generates. Adding a scalar kind is a row here, a row in
-typemap.SCALARS and its helpers in dmd.support.wire.
+so a row reads like the code it generates. A new scalar kind is a member of Kind (kinds.py) and
+of the runtime's FieldKind, a row in typemap.SCALARS (its Python, Avro, Arrow, Athena and wire
+types), a row here, and its decoders in dmd.support.wire (and a writer in avrowire if Avro needs one).
 """
 
 from __future__ import annotations
@@ -47,6 +48,17 @@ class Scalar:
     digits: int = 0  # timestamps: fraction digits kept exactly
 
 
+# int and long differ only in their range ({lo}, {hi}, {int_check}: code_names).
+INTEGER = Scalar(
+    "w.integer",
+    ("lo", "hi"),
+    fast=("v = {a}.{tag}", "if not ({int_check}):", "    return None", "{var} = n"),
+    avro=("write_long(out, {v})",),
+    filler="0",
+    inline='type(v := av.get("{tag}")) is str and {int_check}',
+    inline_value="n",
+)
+
 SCALARS: dict[Kind, Scalar] = {
     Kind.STRING: Scalar(
         "w.string",
@@ -72,24 +84,8 @@ SCALARS: dict[Kind, Scalar] = {
         filler="False",
         inline='type(v := av.get("{tag}")) is bool',
     ),
-    Kind.INT: Scalar(
-        "w.integer",
-        ("lo", "hi"),
-        fast=("v = {a}.{tag}", "if not ({int_check}):", "    return None", "{var} = n"),
-        avro=("write_long(out, {v})",),
-        filler="0",
-        inline='type(v := av.get("{tag}")) is str and {int_check}',
-        inline_value="n",
-    ),
-    Kind.LONG: Scalar(
-        "w.integer",
-        ("lo", "hi"),
-        fast=("v = {a}.{tag}", "if not ({int_check}):", "    return None", "{var} = n"),
-        avro=("write_long(out, {v})",),
-        filler="0",
-        inline='type(v := av.get("{tag}")) is str and {int_check}',
-        inline_value="n",
-    ),
+    Kind.INT: INTEGER,
+    Kind.LONG: INTEGER,
     Kind.DECIMAL: Scalar(
         "w.decimal",
         ("precision", "scale"),
