@@ -22,7 +22,9 @@ import fastavro
 import jsonschema
 from jsonschema.exceptions import ValidationError, best_match
 
-from .model import REQUIRED_ADDED, TIMESTAMP_KINDS, Field, Kind, Model, Origin, Record, RecordType, TypeRef
+from .added import ADDED, REQUIRED_ADDED, annotate_metaschema
+from .kinds import TIMESTAMP_KINDS
+from .model import Field, Kind, Model, Origin, Record, RecordType, TypeRef
 from .typemap import INT_RANGES, scalar_kind
 
 # Settings the runtime can supply to `"added": "config"` fields.
@@ -32,9 +34,9 @@ CONFIG_KEYS = frozenset({"source_system_id"})
 # tests/generator/test_malformed_schemas.py checks this list against the generated modules.
 GENERATED_MODULE_NAMES = frozenset(
     {
-        "AVRO_SCHEMA", "Any", "Change", "Decimal", "DecodeError", "FIELDS", "FieldInfo", "Final", "Literal",
-        "Mapping", "REDACTED", "RecordSpec", "SPEC", "Sequence", "TYPE_CHECKING", "TYPE_NAME", "UTC", "_EMPTY",
-        "annotations", "arrow_schema", "cache", "date", "datetime", "decode", "pa", "partial",
+        "AVRO_SCHEMA", "Any", "Change", "Decimal", "DecodeError", "FIELDS", "FieldInfo", "FieldKind", "Final",
+        "Literal", "Mapping", "REDACTED", "RecordSpec", "SPEC", "Sequence", "TYPE_CHECKING", "TYPE_NAME", "UTC",
+        "_EMPTY", "annotations", "arrow_schema", "cache", "date", "datetime", "decode", "pa", "partial",
         "partition_date", "scrub", "struct_array", "to_arrow", "to_avro", "w",
         "ROWS_VIA_DICTS", "avro_write", "days", "table_from_rows", "to_arrow_columns", "write_decimal", "write_long",
         "write_micros", "write_millis", "msgspec", "Struct", "UNSET", "UnsetType", "wt", "_IMAGE", "decode_json",
@@ -51,9 +53,14 @@ class SchemaError(Exception):
         self.faults = faults
 
 
-def _metaschema_validator() -> jsonschema.Draft202012Validator:
+def metaschema() -> dict[str, Any]:
+    """generator/metaschema.json, with the `added` kinds of added.py filled in."""
     text = resources.files(__package__).joinpath("metaschema.json").read_text(encoding="utf-8")
-    return jsonschema.Draft202012Validator(json.loads(text))
+    return annotate_metaschema(json.loads(text))
+
+
+def _metaschema_validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(metaschema())
 
 
 def pointer(*parts: str | int) -> str:
@@ -212,6 +219,7 @@ class _Builder:
         if t is None:
             return None
         ann = f.get("dmd", {})
+        origin = Origin(ann.get("added", "image"))
         field = Field(
             name=f["name"],
             path=path,
@@ -219,13 +227,12 @@ class _Builder:
             type=t,
             optional=optional,
             doc=f.get("doc", ""),
-            origin=Origin(ann.get("added", "image")),
+            origin=origin,
             pii=ann.get("pii", False),
             wire_set=ann.get("wire") == "SS",
             minimum=ann.get("minimum"),
             maximum=ann.get("maximum"),
-            template=ann.get("template", ""),
-            config=ann.get("config", ""),
+            argument=ann.get(ADDED[origin].argument, "") if origin in ADDED else "",
         )
         self.check_field(field)
         return field
@@ -292,11 +299,11 @@ class _Builder:
                         self.fault(f"{ptr}/{key}", f"{value} is outside the range of Avro {kind}")
                 if f.minimum is not None and f.maximum is not None and f.minimum > f.maximum:
                     self.fault(ptr, f"minimum {f.minimum} is greater than maximum {f.maximum}")
-        expected = _ADDED_TYPES.get(f.origin)
-        if expected is not None and not expected(f):
-            self.fault(f.pointer + "/type", f"a field with added {f.origin.value!r} must be {_ADDED_DOC[f.origin]}")
-        if f.origin is Origin.CONFIG and f.config not in CONFIG_KEYS:
-            self.fault(ptr + "/config", f"unknown setting {f.config!r}; known: {', '.join(sorted(CONFIG_KEYS))}")
+        added = ADDED.get(f.origin)
+        if added is not None and not added.fits(f):
+            self.fault(f.pointer + "/type", f"a field with added {f.origin.value!r} must be {added.shape}")
+        if f.origin is Origin.CONFIG and f.argument not in CONFIG_KEYS:
+            self.fault(ptr + "/config", f"unknown setting {f.argument!r}; known: {', '.join(sorted(CONFIG_KEYS))}")
 
     def check_record_type(self, rt: RecordType) -> None:
         fields = rt.walk()
@@ -305,9 +312,9 @@ class _Builder:
         if type_field is None or type_field.type.kind is not Kind.STRING or type_field.optional:
             self.fault("/fields", "a record type needs a required string field `type` (the DynamoDB `type`)")
         for origin in REQUIRED_ADDED:
-            count = sum(1 for f in fields if f.origin is origin)
+            count = sum(1 for f in fields if f.origin == origin)
             if count != 1:
-                self.fault("/fields", f'needs exactly one field with "added": "{origin.value}", found {count}')
+                self.fault("/fields", f'needs exactly one field with "added": "{origin}", found {count}')
         for f in fields:
             parent = by_path.get(f.path.rpartition(".")[0])
             if not f.from_image and f.type.kind is not Kind.RECORD and parent is not None and parent.optional:
@@ -315,13 +322,13 @@ class _Builder:
             if f.origin is Origin.TEMPLATE:
                 if "." in f.path:
                     self.fault(f.pointer, "a template field must be a top-level field")
-                outside = TEMPLATE_PLACEHOLDER.sub("", f.template)
+                outside = TEMPLATE_PLACEHOLDER.sub("", f.argument)
                 if "{" in outside or "}" in outside:
                     self.fault(
                         f.pointer + "/dmd/template",
-                        f"{f.template!r} has a brace outside a placeholder; placeholders are {{field}}",
+                        f"{f.argument!r} has a brace outside a placeholder; placeholders are {{field}}",
                     )
-                for name in TEMPLATE_PLACEHOLDER.findall(f.template):
+                for name in TEMPLATE_PLACEHOLDER.findall(f.argument):
                     ref = by_path.get(name)
                     if (
                         ref is None
@@ -361,33 +368,3 @@ def _always_present(f: Field, by_path: dict[str, Field]) -> bool:
     """A field is always present if it and every record around it are required."""
     parts = f.path.split(".")
     return all(not by_path[".".join(parts[: i + 1])].optional for i in range(len(parts)))
-
-
-def _is(kind: Kind, *, optional: bool = False):
-    return lambda f: f.type.kind is kind and f.optional is optional
-
-
-_ADDED_TYPES = {
-    Origin.IS_DELETED: _is(Kind.BOOLEAN),
-    Origin.DELETED_AT: lambda f: f.type.kind in TIMESTAMP_KINDS and f.optional,
-    Origin.TEMPLATE: _is(Kind.STRING),
-    Origin.CONFIG: _is(Kind.STRING),
-    Origin.CDC_OPERATION: lambda f: (
-        f.type.kind is Kind.ENUM and f.type.symbols == ("INSERT", "MODIFY", "REMOVE") and not f.optional
-    ),
-    Origin.CDC_TTL_EXPIRED: _is(Kind.BOOLEAN),
-    Origin.CDC_SEQUENCE_NUMBER: _is(Kind.STRING),
-    Origin.CDC_CHANGE_TIME: lambda f: f.type.kind in TIMESTAMP_KINDS and not f.optional,
-    Origin.CDC_EVENT_ID: _is(Kind.STRING),
-}
-_ADDED_DOC = {
-    Origin.IS_DELETED: "a required boolean",
-    Origin.DELETED_AT: "an optional timestamp",
-    Origin.TEMPLATE: "a required string",
-    Origin.CONFIG: "a required string",
-    Origin.CDC_OPERATION: "a required enum with symbols INSERT, MODIFY, REMOVE",
-    Origin.CDC_TTL_EXPIRED: "a required boolean",
-    Origin.CDC_SEQUENCE_NUMBER: "a required string",
-    Origin.CDC_CHANGE_TIME: "a required timestamp",
-    Origin.CDC_EVENT_ID: "a required string",
-}

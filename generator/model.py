@@ -9,48 +9,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-
-class Kind(StrEnum):
-    STRING = "string"
-    BOOLEAN = "boolean"
-    INT = "int"
-    LONG = "long"
-    DECIMAL = "decimal"
-    TIMESTAMP_MILLIS = "timestamp-millis"
-    TIMESTAMP_MICROS = "timestamp-micros"
-    DATE = "date"
-    ENUM = "enum"
-    ARRAY = "array"
-    RECORD = "record"
+from .added import ADDED
+from .kinds import TIMESTAMP_KINDS as TIMESTAMP_KINDS  # re-exported: the model's vocabulary
+from .kinds import Kind
 
 
-class Origin(StrEnum):
-    """Where a field's value comes from: the DynamoDB image, or the pipeline itself."""
-
-    IMAGE = "image"
-    IS_DELETED = "is-deleted"
-    DELETED_AT = "deleted-at"
-    TEMPLATE = "template"
-    CONFIG = "config"
-    CDC_OPERATION = "cdc.operation"
-    CDC_TTL_EXPIRED = "cdc.ttl-expired"
-    CDC_SEQUENCE_NUMBER = "cdc.sequence-number"
-    CDC_CHANGE_TIME = "cdc.change-time"
-    CDC_EVENT_ID = "cdc.event-id"
+def _member_name(value: str) -> str:
+    return value.upper().replace(".", "_").replace("-", "_")  # "cdc.change-time" -> CDC_CHANGE_TIME
 
 
-# Values every record type must carry, computed by the runtime for each change record.
-REQUIRED_ADDED: tuple[Origin, ...] = (
-    Origin.IS_DELETED,
-    Origin.DELETED_AT,
-    Origin.CDC_OPERATION,
-    Origin.CDC_TTL_EXPIRED,
-    Origin.CDC_SEQUENCE_NUMBER,
-    Origin.CDC_CHANGE_TIME,
-    Origin.CDC_EVENT_ID,
-)
-
-TIMESTAMP_KINDS = frozenset({Kind.TIMESTAMP_MILLIS, Kind.TIMESTAMP_MICROS})
+# Where a field's value comes from: the DynamoDB image, or one of the `added` kinds, which the one
+# table in added.py declares: Origin.IMAGE, Origin.IS_DELETED, ..., Origin.CDC_CHANGE_TIME, ...
+Origin = StrEnum("Origin", [("IMAGE", "image"), *((_member_name(value), value) for value in ADDED)])
 
 
 @dataclass(frozen=True)
@@ -77,8 +47,7 @@ class Field:
     wire_set: bool = False  # array read from a DynamoDB string set (SS) instead of a list (L)
     minimum: int | None = None
     maximum: int | None = None
-    template: str = ""  # Origin.TEMPLATE: "{type}:{id}"
-    config: str = ""  # Origin.CONFIG: name of the runtime setting
+    argument: str = ""  # what an `added` kind needs (added.py): a template "{type}:{id}", a setting's name
 
     @property
     def from_image(self) -> bool:

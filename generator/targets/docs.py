@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-from ..model import TIMESTAMP_KINDS, Field, Kind, Model, Origin
+from ..added import ADDED
+from ..kinds import TIMESTAMP_KINDS
+from ..model import Field, Kind, Model
 from ..templating import header, render
 
 TEMPLATE = "docs/data-dictionary.md.j2"
-
-ORIGINS = {
-    Origin.IMAGE: "DynamoDB image",
-    Origin.IS_DELETED: "pipeline: true for a REMOVE",
-    Origin.DELETED_AT: "pipeline: change time of a REMOVE",
-    Origin.TEMPLATE: "pipeline: enrichment",
-    Origin.CONFIG: "pipeline: configuration",
-    Origin.CDC_OPERATION: "pipeline: stream eventName",
-    Origin.CDC_TTL_EXPIRED: "pipeline: TTL expiry flag",
-    Origin.CDC_SEQUENCE_NUMBER: "pipeline: stream sequence number",
-    Origin.CDC_CHANGE_TIME: "pipeline: ApproximateCreationDateTime",
-    Origin.CDC_EVENT_ID: "pipeline: stream eventID",
-}
 
 
 def describe_type(f: Field) -> str:
@@ -41,12 +30,9 @@ def describe_type(f: Field) -> str:
 
 
 def origin(f: Field) -> str:
-    text = ORIGINS[f.origin]
-    if f.origin is Origin.TEMPLATE:
-        text += f" `{f.template}`"
-    if f.origin is Origin.CONFIG:
-        text += f" `{f.config}`"
-    return text
+    if f.from_image:
+        return "DynamoDB image"
+    return ADDED[f.origin].doc + (f" `{f.argument}`" if f.argument else "")
 
 
 def cell(text: str) -> str:

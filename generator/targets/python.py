@@ -9,26 +9,25 @@ from __future__ import annotations
 import pprint
 from dataclasses import dataclass
 
-from ..model import TIMESTAMP_KINDS, Field, Kind, Model, Origin, Record, RecordType, TypeRef
+from ..added import ADDED
+from ..model import Field, Kind, Model, Record, RecordType, TypeRef
 from ..templating import header, render
 from ..typemap import INT_RANGES, arrow_field, field_mapping, python_hint, record_avro
-from .python_fast import Names, WireView, fast_lines, int_check, int_range, wire_view
+from .python_fast import WireView, fast_lines, wire_view
+from .python_kinds import (
+    ENUM_BYTE_SYMBOLS,
+    SCALARS,
+    enum_index_const,
+    exact_call,
+    fill,
+    int_range,
+    item_helper,
+    local,
+    symbols_const,
+)
 
 RECORD_TEMPLATE = "python/record.py.j2"
 REGISTRY_TEMPLATE = "python/registry.py.j2"
-
-# Fraction digits each timestamp kind keeps exactly.
-TIMESTAMP_DIGITS = {Kind.TIMESTAMP_MILLIS: 3, Kind.TIMESTAMP_MICROS: 6}
-
-ADDED_VALUES: dict[Origin, str] = {
-    Origin.IS_DELETED: "change.removed",
-    Origin.DELETED_AT: "change.change_time if change.removed else None",
-    Origin.CDC_OPERATION: "change.operation",
-    Origin.CDC_TTL_EXPIRED: "change.ttl_expired",
-    Origin.CDC_SEQUENCE_NUMBER: "change.sequence_number",
-    Origin.CDC_CHANGE_TIME: "change.change_time",
-    Origin.CDC_EVENT_ID: "change.event_id",
-}
 
 
 @dataclass(frozen=True)
@@ -53,81 +52,28 @@ class ClassView:
     wire: WireView | None  # the msgspec Struct of its image attributes (None: built by the pipeline)
 
 
-def local(f: Field) -> str:
-    return f"f_{f.name}"
-
-
-def symbols_const(cls: str, f: Field) -> str:
-    # Case kept: fields `kind` and `Kind` of one record need two constants.
-    return f"_{cls}_{f.name}_SYMBOLS"
-
-
-def item_helper(t: TypeRef, cls: str, f: Field) -> str:
-    """A helper decoding one list element, as `helper(av, path, problems, required)`."""
-    match t.kind:
-        case Kind.STRING:
-            return "w.string"
-        case Kind.BOOLEAN:
-            return "w.boolean"
-        case Kind.INT | Kind.LONG:
-            lo, hi = INT_RANGES[t.kind]
-            return f"partial(w.integer, lo={lo}, hi={hi})"
-        case Kind.DECIMAL:
-            return f"partial(w.decimal, precision={t.precision}, scale={t.scale})"
-        case Kind.ENUM:
-            return f"partial(w.enum, symbols={symbols_const(cls, f)})"
-        case Kind.DATE:
-            return "w.calendar_date"
-        case k if k in TIMESTAMP_KINDS:
-            return f"partial(w.timestamp, digits={TIMESTAMP_DIGITS[k]})"
-    raise ValueError(f"no list element decoder for {t.kind}")
-
-
 def decode_lines(f: Field, cls: str) -> tuple[str, ...]:
     """Lines that decode one image attribute into `f_<name>`: an inlined happy path for the
     common kinds, a helper call for the rest and for every error message."""
-    var, key, path, req, kind = local(f), repr(f.name), repr(f.path), str(f.wire_required), f.type.kind
-    get = f"image.get({key})"
-
-    def fast(test: str, value: str, slow: str) -> tuple[str, ...]:
+    var, path, req, kind = local(f), repr(f.path), str(f.wire_required), f.type.kind
+    get = f"image.get({f.name!r})"
+    row = SCALARS.get(kind)
+    if row is not None:
+        if not row.inline:
+            return (f"{var} = {exact_call(f, f.type, cls, get)}",)
+        (test,) = fill((row.inline,), f, f.type, cls)
         return (
             f"av = {get}",
             f"if type(av) is dict and {test} and len(av) == 1:",
-            f"    {var} = {value}",
+            f"    {var} = {row.inline_value}",
             "else:",
-            f"    {var} = {slow}",
+            f"    {var} = {exact_call(f, f.type, cls, 'av')}",
         )
-
     match kind:
-        case Kind.STRING:
-            return fast('type(v := av.get("S")) is str', "v", f"w.string(av, {path}, problems, {req})")
-        case Kind.ENUM:
-            symbols = symbols_const(cls, f)
-            return fast(
-                f'type(v := av.get("S")) is str and v in {symbols}',
-                "v",
-                f"w.enum(av, {path}, problems, {req}, {symbols})",
-            )
-        case Kind.BOOLEAN:
-            return fast('type(v := av.get("BOOL")) is bool', "v", f"w.boolean(av, {path}, problems, {req})")
-        case Kind.INT | Kind.LONG:
-            lo, hi = int_range(kind, f)
-            return fast(
-                f'type(v := av.get("N")) is str and {int_check(f, "v")}',
-                "n",
-                f"w.integer(av, {path}, problems, {req}, {lo}, {hi})",
-            )
-        case Kind.DECIMAL:
-            p, s = f.type.precision, f.type.scale
-            return (f"{var} = w.decimal({get}, {path}, problems, {req}, {p}, {s})",)
-        case Kind.DATE:
-            return (f"{var} = w.calendar_date({get}, {path}, problems, {req})",)
-        case k if k in TIMESTAMP_KINDS:
-            return (f"{var} = w.timestamp({get}, {path}, problems, {req}, {TIMESTAMP_DIGITS[k]})",)
         case Kind.ARRAY:
             assert f.type.items is not None
             tag = '"SS"' if f.wire_set else '"L"'
-            helper = item_helper(f.type.items, cls, f)
+            helper = item_helper(f, f.type.items, cls)
             return (f"{var} = w.items({get}, {path}, problems, {req}, {tag}, {helper})",)
         case Kind.RECORD:
             assert f.type.record is not None
@@ -165,21 +111,19 @@ def built_line(f: Field, problems: str) -> str:
 
 def template_value(f: Field) -> str:
     # "{type}:{id}" -> f"{f_type}:{f_id}"; placeholders are root image fields (checked by the loader)
-    text = f.template.replace("{", "{f_")
+    text = f.argument.replace("{", "{f_")
     return "f" + repr(text)
 
 
+def change_time(f: Field) -> str:
+    """The change time as timestamp field `f` holds it. The change time has microseconds; a
+    millisecond field holds what Avro and Parquet will store, so the record equals what is read back."""
+    digits = SCALARS[f.type.kind].digits if f.type.kind in SCALARS else 0
+    return f"w.truncate(change.change_time, {digits})" if 0 < digits < 6 else "change.change_time"
+
+
 def added_value(f: Field) -> str:
-    if f.origin is Origin.TEMPLATE:
-        return template_value(f)
-    if f.origin is Origin.CONFIG:
-        return f"settings[{f.config!r}]"
-    value = ADDED_VALUES[f.origin]
-    if f.type.kind is Kind.TIMESTAMP_MILLIS and "change.change_time" in value:
-        # The change time has microseconds; a millisecond field holds what Avro and Parquet
-        # will store, so the record equals what is read back.
-        value = value.replace("change.change_time", "w.truncate(change.change_time, 3)", 1)
-    return value
+    return ADDED[f.origin].python.format(change_time=change_time(f), argument=f.argument, template=template_value(f))
 
 
 def avro_value(f: Field) -> str:
@@ -199,29 +143,16 @@ def arrow_column(f: Field, index: int) -> str:
     return f"struct_array({values}, {child_type}, _columns_{cls}, _NULL_{cls})"
 
 
-# Values of a placeholder record under a null struct. Arrow still builds the child columns
-# there, and a non-nullable child column must hold no nulls, or Parquet refuses the file.
-FILLERS: dict[Kind, str] = {
-    Kind.STRING: '""',
-    Kind.BOOLEAN: "False",
-    Kind.INT: "0",
-    Kind.LONG: "0",
-    Kind.DECIMAL: "Decimal(0)",
-    Kind.TIMESTAMP_MILLIS: "datetime(1970, 1, 1, tzinfo=UTC)",
-    Kind.TIMESTAMP_MICROS: "datetime(1970, 1, 1, tzinfo=UTC)",
-    Kind.DATE: "date(1970, 1, 1)",
-    Kind.ARRAY: "[]",
-}
-
-
-def filler(f: Field) -> str:
+def filler(f: Field, cls: str) -> str:
+    """The field's value in the placeholder record that stands in under a null struct."""
     if f.optional:
         return "None"
-    if f.type.kind is Kind.ENUM:
-        return repr(f.type.symbols[0])
     if f.type.record is not None:
         return f"_NULL_{f.type.record.class_name}"
-    return FILLERS[f.type.kind]
+    if f.type.kind is Kind.ARRAY:
+        return "[]"
+    (value,) = fill((SCALARS[f.type.kind].filler,), f, f.type, cls)
+    return value
 
 
 def docstring(text: str) -> str:
@@ -239,25 +170,21 @@ def class_view(record: Record, rt: RecordType) -> ClassView:
             constants.append((symbols_const(record.class_name, f), f"frozenset({list(symbols)!r})"))
         image = f.from_image or f.type.kind is Kind.RECORD
         decode = decode_lines(f, record.class_name) if image else ()
-        names = Names(
-            local(f),
-            built=built_line(f, "[]") if f.type.kind is Kind.RECORD and not f.has_image_fields else "",
-            symbols=symbols_const(record.class_name, f),
-            item_helper=item_helper(f.type.items, record.class_name, f) if f.type.items is not None else "",
-        )
+        built = built_line(f, "[]") if f.type.kind is Kind.RECORD and not f.has_image_fields else ""
+        items = item_helper(f, f.type.items, record.class_name) if f.type.items is not None else ""
         fields.append(
             FieldView(
                 name=f.name,
                 hint=python_hint(f),
                 decode=decode,
-                fast=fast_lines(f, names) if image else (),
+                fast=fast_lines(f, record.class_name, built, items) if image else (),
                 value=local(f) if image else added_value(f),
                 avro=avro_value(f),
                 arrow=arrow_column(f, i),
             )
         )
     doc = docstring(rt.doc) if record is rt.root else f"The `{record.name}` record of {rt.type_name}."
-    placeholder = ", ".join(filler(f) for f in record.fields)
+    placeholder = ", ".join(filler(f, record.class_name) for f in record.fields)
     root = record is rt.root
     return ClassView(record.class_name, doc, root, tuple(fields), tuple(constants), placeholder, wire_view(record, rt))
 
@@ -304,14 +231,14 @@ def scrub_lines(rt: RecordType) -> tuple[str, ...]:
 
 
 def field_info(f: Field) -> str:
-    args = [f"{f.path!r}", f"{f.type.kind.value!r}", f"optional={f.optional}", f"origin={f.origin.value!r}"]
+    args = [f"{f.path!r}", f"FieldKind.{f.type.kind.name}", f"optional={f.optional}", f"origin={f.origin.value!r}"]
     if f.pii:
         args.append("pii=True")
     if f.from_image or f.has_image_fields:
         args.append(f"wire={field_mapping(f).wire!r}")
     t = f.type.items or f.type
     if f.type.items is not None:
-        args.append(f"item_kind={t.kind.value!r}")
+        args.append(f"item_kind=FieldKind.{t.kind.name}")
     if t.symbols:
         args.append(f"symbols={t.symbols!r}")
     # for an array, the range, precision and scale of its items
@@ -354,16 +281,6 @@ def render_python(model: Model) -> dict[str, str]:
 # Each record class gets `_write_<Class>(o, out)` appending its Avro datum to a bytearray
 # (runtime/support/avrowire.py holds the helpers and the container).
 
-AVRO_SCALAR_WRITES: dict[Kind, str] = {
-    Kind.STRING: "write_string(out, {v})",
-    Kind.BOOLEAN: "out.append(1 if {v} else 0)",
-    Kind.INT: "write_long(out, {v})",
-    Kind.LONG: "write_long(out, {v})",
-    Kind.TIMESTAMP_MILLIS: "write_millis(out, {v})",
-    Kind.TIMESTAMP_MICROS: "write_micros(out, {v})",
-    Kind.DATE: "write_long(out, days({v}))",
-}
-
 
 @dataclass(frozen=True)
 class AvroWriterView:
@@ -372,32 +289,15 @@ class AvroWriterView:
     lines: tuple[str, ...]
 
 
-def enum_index_const(cls: str, f: Field) -> str:
-    return symbols_const(cls, f).replace("_SYMBOLS", "_AVRO_INDEX")
-
-
 def avro_value_lines(t: TypeRef, v: str, optional: bool, cls: str, f: Field, depth: int = 0) -> list[str]:
     """Lines appending the Avro datum of expression `v` (a local name) of type `t` to `out`."""
     if optional:  # the union ["null", T]: branch index 0 or 1, zigzag-encoded
         inner = avro_value_lines(t, v, False, cls, f, depth)
         return [f"if {v} is None:", "    out.append(0)", "else:", "    out.append(2)"] + ["    " + x for x in inner]
-    if t.kind is Kind.STRING:  # inlined: a helper call per string costs more than its bytes
-        return [
-            f"b = {v}.encode()",
-            "if len(b) < 64:",
-            "    out.append(len(b) << 1)",
-            "else:",
-            "    write_long(out, len(b))",
-            "out += b",
-        ]
-    if t.kind in AVRO_SCALAR_WRITES:
-        return [AVRO_SCALAR_WRITES[t.kind].format(v=v)]
-    if t.kind is Kind.ENUM:  # the constant holds each symbol's index, zigzag-encoded when it fits a byte
-        if len(t.symbols) <= 63:
-            return [f"out.append({enum_index_const(cls, f)}[{v}])"]
+    if t.kind is Kind.ENUM and len(t.symbols) > ENUM_BYTE_SYMBOLS:
         return [f"write_long(out, {enum_index_const(cls, f)}[{v}])"]
-    if t.kind is Kind.DECIMAL:
-        return [f"write_decimal(out, {v}, {t.scale})"]
+    if t.kind in SCALARS:
+        return fill(SCALARS[t.kind].avro, f, t, cls, v=v)
     if t.kind is Kind.RECORD:
         assert t.record is not None
         return [f"_write_{t.record.class_name}({v}, out)"]
@@ -431,6 +331,7 @@ def avro_enum_constants(rt: RecordType) -> list[tuple[str, str]]:
         for f in record.fields:
             t = f.type.items if f.type.kind is Kind.ARRAY else f.type
             if t is not None and t.kind is Kind.ENUM:
-                index = {s: 2 * i if len(t.symbols) <= 63 else i for i, s in enumerate(t.symbols)}
+                small = len(t.symbols) <= ENUM_BYTE_SYMBOLS
+                index = {s: 2 * i if small else i for i, s in enumerate(t.symbols)}
                 out.append((enum_index_const(record.class_name, f), repr(index)))
     return out

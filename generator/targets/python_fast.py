@@ -14,40 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..model import TIMESTAMP_KINDS, Field, Kind, Record, RecordType
-from ..typemap import INT_RANGES
+from ..model import Field, Kind, Record, RecordType
+from ..typemap import mapping
+from .python_kinds import SCALARS, fill, local
 
-# Wire wrappers of dmd.support.wiretypes (imported as `wt`) per scalar kind.
-SCALAR_WRAPPERS: dict[Kind, str] = {
-    Kind.STRING: "wt.S",
-    Kind.ENUM: "wt.S",
-    Kind.DATE: "wt.S",
-    Kind.TIMESTAMP_MILLIS: "wt.S",
-    Kind.TIMESTAMP_MICROS: "wt.S",
-    Kind.BOOLEAN: "wt.BOOL",
-    Kind.INT: "wt.N",
-    Kind.LONG: "wt.N",
-    Kind.DECIMAL: "wt.N",
-}
 # An attribute the fast path does not specialise (a list of numbers, say) is kept as the
 # plain AttributeValue dict and handed to the exact helper.
 GENERIC = "dict[str, Any]"
-# Longest run of digits that surely fits each integer kind.
-FAST_DIGITS = {Kind.INT: 9, Kind.LONG: 18}
-
-
-def int_range(kind: Kind, f: Field) -> tuple[int, int]:
-    """The values an integer field (or a list's integer items) may hold."""
-    lo, hi = INT_RANGES[kind]
-    return (lo if f.minimum is None else f.minimum), (hi if f.maximum is None else f.maximum)
-
-
-def int_check(f: Field, v: str) -> str:
-    """Condition on the text `v` of an integer field: plain digits within its range. It binds
-    `n` to the value, so both decoders convert each number once."""
-    lo, hi = int_range(f.type.kind, f)
-    digits = FAST_DIGITS[f.type.kind]
-    return f"{v}.isdigit() and {v}.isascii() and len({v}) <= {digits} and {lo} <= (n := int({v})) <= {hi}"
 
 
 @dataclass(frozen=True)
@@ -93,7 +66,7 @@ def wrapper(f: Field) -> str:
         if generic(f):
             return GENERIC
         return "wt.SS" if f.wire_set else "wt.LS"
-    return SCALAR_WRAPPERS[kind]
+    return f"wt.{mapping(f.type).wire}"  # dmd.support.wiretypes: one Struct per AttributeValue tag
 
 
 def absent_but_built(f: Field) -> bool:
@@ -115,33 +88,18 @@ def wire_view(record: Record, rt: RecordType) -> WireView | None:
     return WireView(wire_class(record), map_class(record), fields, not root, empty_struct(record) if empty else "")
 
 
-def convert_lines(f: Field, var: str, a: str, names: Names) -> list[str]:
-    """Lines setting `var` from the present wrapper `a`, or returning None (take the exact path)."""
-    kind = f.type.kind
+def convert_lines(f: Field, a: str, cls: str, item_helper: str) -> list[str]:
+    """Lines setting the field's local from the present wrapper `a`, or returning None (take the
+    exact path). `item_helper`: a list's element decoder (python.py spells it)."""
+    var, kind = local(f), f.type.kind
+    if kind in SCALARS:
+        return fill(SCALARS[kind].fast, f, f.type, cls, var=var, a=a)
     match kind:
-        case Kind.STRING:
-            return [f"{var} = {a}.S"]
-        case Kind.BOOLEAN:
-            return [f"{var} = {a}.BOOL"]
-        case Kind.ENUM:
-            return [f"{var} = {a}.S", f"if {var} not in {names.symbols}:", "    return None"]
-        case Kind.INT | Kind.LONG:
-            return [f"v = {a}.N", f"if not ({int_check(f, 'v')}):", "    return None", f"{var} = n"]
-        case Kind.DECIMAL:
-            return [
-                f"{var} = w.decimal_text({a}.N, {f.type.precision}, {f.type.scale})",
-                f"if {var} is None:",
-                "    return None",
-            ]
-        case Kind.DATE:
-            return [f"{var} = w.date_text({a}.S)", f"if {var} is None:", "    return None"]
-        case k if k in TIMESTAMP_KINDS:
-            return [f"{var} = w.timestamp_text({a}.S)", f"if {var} is None:", "    return None"]
         case Kind.ARRAY if generic(f):
             tag = '"SS"' if f.wire_set else '"L"'
             return [
                 "p: list[str] = []",
-                f"{var} = w.items({a}, {f.path!r}, p, True, {tag}, {names.item_helper})",
+                f"{var} = w.items({a}, {f.path!r}, p, True, {tag}, {item_helper})",
                 "if p:",
                 "    return None",
             ]
@@ -156,25 +114,13 @@ def convert_lines(f: Field, var: str, a: str, names: Names) -> list[str]:
     raise ValueError(f"no fast decoder for {kind}")
 
 
-@dataclass(frozen=True)
-class Names:
-    """What the exact decoder of the same field already names (python.py spells them)."""
-
-    local: str  # the field's local variable
-    built: str = ""  # a record without image attributes: the line that builds it (no image read)
-    symbols: str = ""  # an enum's constant of symbols
-    item_helper: str = ""  # a list's element decoder
-
-
-def fast_lines(f: Field, names: Names) -> tuple[str, ...]:
-    """Lines of `_fast_<Class>` that set the field's local from the Struct `s`."""
-    local = names.local
+def fast_lines(f: Field, cls: str, built: str, item_helper: str) -> tuple[str, ...]:
+    """Lines of `_fast_<Class>` that set the field's local from the Struct `s`. `built`: the line
+    building a record that holds no image attribute (python.py spells it)."""
     if not f.has_image_fields:
-        return (names.built,) if names.built else ()
+        return (built,) if built else ()
     if f.wire_required:
-        if f.type.kind in (Kind.STRING, Kind.BOOLEAN) or (f.type.kind is Kind.ARRAY and not generic(f)):
-            return tuple(convert_lines(f, local, f"s.{f.name}", names))  # one attribute read
-        return ("a = s." + f.name, *convert_lines(f, local, "a", names))
+        return tuple(convert_lines(f, f"s.{f.name}", cls, item_helper))
     absent = "None"
     if absent_but_built(f):  # every attribute absent: the child cannot decline
         assert f.type.record is not None
@@ -182,7 +128,7 @@ def fast_lines(f: Field, names: Names) -> tuple[str, ...]:
     return (
         f"a = s.{f.name}",
         "if a is UNSET:",
-        f"    {local} = {absent}",
+        f"    {local(f)} = {absent}",
         "else:",
-        *("    " + line for line in convert_lines(f, local, "a", names)),
+        *("    " + line for line in convert_lines(f, "a", cls, item_helper)),
     )

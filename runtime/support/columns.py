@@ -26,42 +26,16 @@ def table_from_rows(rows: Sequence[Mapping[str, Any]], schema: Any) -> Any:
 
 
 def struct_array(values: Sequence[Any], t: Any, columns: Callable[[Sequence[Any], Any], list[Any]], null: Any) -> Any:
-    """A StructArray of `values` (records or None) of struct type `t`, built column by column."""
+    """A StructArray of `values` (records or None) of struct type `t`, built column by column.
+
+    `null` is the generated placeholder record that stands in under a null struct: Arrow still
+    builds the child columns there, and its values (not nulls) keep every non-nullable child
+    column free of nulls, which Arrow and Parquet require even where the parent is null.
+    """
     import pyarrow as pa
 
     mask = None
     if any(v is None for v in values):
         mask = pa.array([v is None for v in values], pa.bool_())
         values = [null if v is None else v for v in values]
-    arrays = columns(values, t)
-    if mask is not None:  # under a null struct, a required child holds a placeholder, not a null
-        arrays = [_placeholders(a, f) if not f.nullable and a.null_count else a for a, f in zip(arrays, t, strict=True)]
-    return pa.StructArray.from_arrays(arrays, fields=list(t), mask=mask)
-
-
-def _placeholders(array: Any, f: Any) -> Any:
-    """Fill the nulls of a required child of an optional struct (only the slots where the
-    struct itself is null: decoders reject a present struct missing a required field), since
-    Arrow refuses nulls in a non-nullable child even where the parent is null."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    return pc.fill_null(array, pa.scalar(_zero(f.type), f.type))
-
-
-def _zero(t: Any) -> Any:
-    import decimal
-
-    import pyarrow as pa
-
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
-        return ""
-    if pa.types.is_boolean(t):
-        return False
-    if pa.types.is_decimal(t):
-        return decimal.Decimal(0)
-    if pa.types.is_list(t) or pa.types.is_large_list(t):
-        return []
-    if pa.types.is_struct(t):
-        return {c.name: _zero(c.type) if not c.nullable else None for c in t}
-    return 0  # integers, floats, timestamps, dates
+    return pa.StructArray.from_arrays(columns(values, t), fields=list(t), mask=mask)

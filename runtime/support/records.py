@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from msgspec import Struct
@@ -42,22 +43,45 @@ class DecodeError(ValueError):
         self.problems = problems
 
 
+class FieldKind(StrEnum):
+    """The kind of a field's type: the generator's Kind (generator/kinds.py), which this package
+    cannot import; generated code names these members, and a test holds the two equal. A StrEnum,
+    so a kind also compares equal to its value ("timestamp-millis")."""
+
+    STRING = "string"
+    BOOLEAN = "boolean"
+    INT = "int"
+    LONG = "long"
+    DECIMAL = "decimal"
+    TIMESTAMP_MILLIS = "timestamp-millis"
+    TIMESTAMP_MICROS = "timestamp-micros"
+    DATE = "date"
+    ENUM = "enum"
+    ARRAY = "array"
+    RECORD = "record"
+
+
 @dataclass(frozen=True, slots=True)
 class FieldInfo:
     """One field of a record type, as the schema declares it (for sampling, docs and tests)."""
 
     path: str
-    kind: str  # a generator Kind value: string, int, long, decimal, timestamp-millis, enum, array, record, ...
+    kind: FieldKind
     optional: bool
     origin: str  # "image" or what the pipeline adds ("is-deleted", "cdc.operation", ...)
     pii: bool = False
     wire: str = ""  # DynamoDB tag: S, N, BOOL, L, SS, M
-    item_kind: str = ""  # for arrays
+    item_kind: FieldKind | None = None  # for arrays
     symbols: tuple[str, ...] = ()
     minimum: int | None = None
     maximum: int | None = None
     precision: int = 0
     scale: int = 0
+
+    def __post_init__(self) -> None:
+        # Callers that still pass a kind's text get the member (and an unknown kind fails here).
+        object.__setattr__(self, "kind", FieldKind(self.kind))
+        object.__setattr__(self, "item_kind", FieldKind(self.item_kind) if self.item_kind else None)
 
 
 @dataclass(frozen=True, slots=True, eq=False)  # hashed by identity: one per type, cache key

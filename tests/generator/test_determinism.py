@@ -122,3 +122,56 @@ def test_header_hash_follows_the_schema_bytes(tree, tmp_path):
             assert "schemas/sale.json" in sources_of(rel), f"{rel} changed but is not made from sale.json"
             old, new = tree[rel].decode().splitlines(), other[rel].decode().splitlines()
             assert old[1] != new[1] and old[2:] == new[2:], f"{rel}: only the hash line may change"
+
+
+GENERATOR_MODULE = re.compile(r"\bor (generator/targets/\w+\.py), then regenerate\.")
+TEMPLATE = re.compile(r"\btemplates/[\w./-]+\.j2\b")
+
+
+def test_every_header_names_the_templates_and_generator_module_to_change(tree):
+    for rel, data in tree.items():
+        if rel.endswith((".avsc", ".json")):
+            continue
+        second = data.decode().splitlines()[1]
+        module = GENERATOR_MODULE.search(second)
+        assert module, f"{rel}: header names no generator module: {second}"
+        assert (ROOT / module.group(1)).is_file(), f"{rel}: {module.group(1)} does not exist"
+        templates = TEMPLATE.findall(second)
+        assert templates, f"{rel}: header names no template"
+        for name in templates:
+            assert (ROOT / name).is_file(), f"{rel}: {name} does not exist"
+        # the target that renders the file owns its first template's folder
+        assert templates[0].split("/")[1] == module.group(1).removeprefix("generator/targets/").removesuffix(".py")
+
+
+def test_header_hash_follows_the_generator_code(tmp_path, monkeypatch):
+    """Every header's hash covers the generator's own code: one changed generator file changes
+    the hash line of every generated file (and the manifest's hashes), and nothing else."""
+    from dmd.generator import templating
+    from dmd.generator.loader import load_model
+    from dmd.generator.targets import render_all
+
+    model = load_model(SCHEMAS)
+    before = render_all(model)
+    same, changed = tmp_path / "same", tmp_path / "changed"
+    for copy in (same, changed):
+        shutil.copytree(templating.GENERATOR_ROOT, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(templating, "GENERATOR_ROOT", same)
+    assert render_all(model) == before  # the hash is of the code, not of where it lives
+
+    python_target = changed / "targets" / "python.py"
+    python_target.write_text(python_target.read_text() + "\n# a comment changes no output, but it is a new generator\n")
+    monkeypatch.setattr(templating, "GENERATOR_ROOT", changed)
+    after = render_all(model)
+
+    assert after.keys() == before.keys()
+    for rel in before:
+        if rel.endswith(".avsc"):
+            assert after[rel] == before[rel], f"{rel}: plain Avro has no header; its hash is in the manifest"
+            continue
+        old, new = before[rel].splitlines(), after[rel].splitlines()
+        if rel.endswith(".json"):
+            assert old != new, f"{rel}: the manifest's hashes do not cover the generator"
+            continue
+        assert old[1] != new[1] and SHA256.search(new[1]), f"{rel}: the header hash does not cover the generator"
+        assert old[0] == new[0] and old[2:] == new[2:], f"{rel}: only the hash line may change"
