@@ -171,13 +171,12 @@ def class_view(record: Record, rt: RecordType) -> ClassView:
         image = f.from_image or f.type.kind is Kind.RECORD
         decode = decode_lines(f, record.class_name) if image else ()
         built = built_line(f, "[]") if f.type.kind is Kind.RECORD and not f.has_image_fields else ""
-        items = item_helper(f, f.type.items, record.class_name) if f.type.items is not None else ""
         fields.append(
             FieldView(
                 name=f.name,
                 hint=python_hint(f),
                 decode=decode,
-                fast=fast_lines(f, record.class_name, built, items) if image else (),
+                fast=fast_lines(f, record.class_name, built) if image else (),
                 value=local(f) if image else added_value(f),
                 avro=avro_value(f),
                 arrow=arrow_column(f, i),

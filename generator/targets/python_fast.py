@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ..model import Field, Kind, Record, RecordType
 from ..typemap import mapping
-from .python_kinds import SCALARS, fill, local
+from .python_kinds import SCALARS, fill, item_helper, local
 
 # An attribute the fast path does not specialise (a list of numbers, say) is kept as the
 # plain AttributeValue dict and handed to the exact helper.
@@ -88,18 +88,20 @@ def wire_view(record: Record, rt: RecordType) -> WireView | None:
     return WireView(wire_class(record), map_class(record), fields, not root, empty_struct(record) if empty else "")
 
 
-def convert_lines(f: Field, a: str, cls: str, item_helper: str) -> list[str]:
+def convert_lines(f: Field, a: str, cls: str) -> list[str]:
     """Lines setting the field's local from the present wrapper `a`, or returning None (take the
-    exact path). `item_helper`: a list's element decoder (python.py spells it)."""
+    exact path)."""
     var, kind = local(f), f.type.kind
     if kind in SCALARS:
         return fill(SCALARS[kind].fast, f, f.type, cls, var=var, a=a)
     match kind:
         case Kind.ARRAY if generic(f):
+            assert f.type.items is not None
             tag = '"SS"' if f.wire_set else '"L"'
+            helper = item_helper(f, f.type.items, cls)
             return [
                 "p: list[str] = []",
-                f"{var} = w.items({a}, {f.path!r}, p, True, {tag}, {item_helper})",
+                f"{var} = w.items({a}, {f.path!r}, p, True, {tag}, {helper})",
                 "if p:",
                 "    return None",
             ]
@@ -114,13 +116,13 @@ def convert_lines(f: Field, a: str, cls: str, item_helper: str) -> list[str]:
     raise ValueError(f"no fast decoder for {kind}")
 
 
-def fast_lines(f: Field, cls: str, built: str, item_helper: str) -> tuple[str, ...]:
+def fast_lines(f: Field, cls: str, built: str) -> tuple[str, ...]:
     """Lines of `_fast_<Class>` that set the field's local from the Struct `s`. `built`: the line
     building a record that holds no image attribute (python.py spells it)."""
     if not f.has_image_fields:
         return (built,) if built else ()
     if f.wire_required:
-        return tuple(convert_lines(f, f"s.{f.name}", cls, item_helper))
+        return tuple(convert_lines(f, f"s.{f.name}", cls))
     absent = "None"
     if absent_but_built(f):  # every attribute absent: the child cannot decline
         assert f.type.record is not None
@@ -130,5 +132,5 @@ def fast_lines(f: Field, cls: str, built: str, item_helper: str) -> tuple[str, .
         "if a is UNSET:",
         f"    {local(f)} = {absent}",
         "else:",
-        *("    " + line for line in convert_lines(f, "a", cls, item_helper)),
+        *("    " + line for line in convert_lines(f, "a", cls)),
     )
