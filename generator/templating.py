@@ -11,6 +11,7 @@ from pathlib import Path
 import jinja2
 
 from dmd.lake import formats, layout
+from dmd.support import records
 
 from .model import RecordType
 
@@ -44,12 +45,12 @@ def tree_sha256(root: Path) -> str:
     return h.hexdigest()
 
 
-LAKE_MODULES = (layout, formats)
+RUNTIME_MODULES = (layout, formats, records)
 
 
 def source_hash(types: Iterable[RecordType], templates: Iterable[str]) -> str:
     """sha256 over what a generated file is made from: its schema files, its templates and the
-    generator's code, with the modules of dmd.lake it renders.
+    generator's code, with the runtime modules whose facts it renders.
 
     No timestamp, no tool version: the hash changes only when an input changes.
     """
@@ -59,7 +60,7 @@ def source_hash(types: Iterable[RecordType], templates: Iterable[str]) -> str:
     for name in templates:
         h.update(name.encode() + b"\0" + template_bytes(name) + b"\0")
     h.update(b"generator\0" + tree_sha256(GENERATOR_ROOT).encode())
-    for module in LAKE_MODULES:  # the runtime's facts the targets render: key layout, formats
+    for module in RUNTIME_MODULES:  # the runtime's facts the targets render: key layout, formats, kinds
         h.update(module.__name__.encode() + b"\0" + Path(module.__file__).read_bytes() + b"\0")
     return h.hexdigest()
 

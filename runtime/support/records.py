@@ -44,9 +44,8 @@ class DecodeError(ValueError):
 
 
 class FieldKind(StrEnum):
-    """The kind of a field's type: the generator's Kind (generator/kinds.py), which this package
-    cannot import; generated code names these members, and a test holds the two equal. A StrEnum,
-    so a kind also compares equal to its value ("timestamp-millis")."""
+    """The kind of a field's type; the generator's model uses this enum too (generator/kinds.py).
+    A StrEnum, so a kind also compares equal to its value ("timestamp-millis")."""
 
     STRING = "string"
     BOOLEAN = "boolean"

@@ -27,7 +27,7 @@ def test_each_row_names_a_wire_helper_and_its_arguments(kind):
 
 
 def test_the_runtime_field_kinds_are_the_generator_kinds():
-    assert [(k.name, k.value) for k in FieldKind] == [(k.name, k.value) for k in Kind]
+    assert Kind is FieldKind
 
 
 def test_generated_fields_carry_field_kinds():

@@ -84,7 +84,7 @@ LAYERS = {
     "dmd.generated": {"dmd.support"},
     "dmd.lake": {"dmd.support"},
     "dmd.ingest": {"dmd.support", "dmd.lake", "dmd.generated"},
-    "dmd.generator": {"dmd.lake"},
+    "dmd.generator": {"dmd.lake", "dmd.support"},
     "dmd.tools": {"dmd.support", "dmd.lake", "dmd.ingest", "dmd.generated", "dmd.generator"},
 }
 
