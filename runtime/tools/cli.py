@@ -204,7 +204,7 @@ class RunTotals:
     "--bad-kind",
     "bad_kinds",
     multiple=True,
-    help="Only malformed records of this kind (repeatable; default: every kind). See dmd.tools.sample.",
+    help="Only malformed records of this kind (repeatable; default: every kind but 1 MB ones). See dmd.tools.malform.",
 )
 @click.option("--out", "out", default="-", show_default=True, help="JSON-lines file to write, or - for stdout.")
 def sample(records: int, seed: int, bad_fraction: float, batch_size: int, bad_kinds: tuple[str, ...], out: str) -> None:
