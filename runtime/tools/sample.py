@@ -6,17 +6,24 @@ is the base64 of the JSON document DynamoDB writes into a Kinesis Data Stream
 (`eventName`, `dynamodb.Keys/NewImage/OldImage`, `ApproximateCreationDateTime`, ...).
 
 Everything is driven by `RecordSpec.fields`: the image of an item is built by walking the
-`FieldInfo`s whose origin is "image", so a new schema gets samples with no code change.
-Field names only add realism (an `email` looks like an e-mail address, a `demandId` points at
-a demand item of the sample, a `...Start...` timestamp lies in the future), with a generic
-value per kind as the fallback.
+`FieldInfo`s whose origin is "image" and taking values from `dmd.tools.synth`, so a new schema
+gets samples with no code change. Field names only add realism (an `email` looks like an
+e-mail address, a `demandId` points at a demand item of the sample), with a generic value per
+kind as the fallback.
 
 The stream tells a story: items are inserted (~70%), later modified (~20%, same id, later
-change time, NewImage and OldImage) and removed (~10%, some by TTL), over six weeks starting
-2024-01-01. `bad_fraction` of the records are replaced by malformed ones of the kinds in
-`MALFORMED_KINDS`, each still in a valid Kinesis envelope (sequence number, eventID) so the
-pipeline can report it; `SampleStats.bad_sequence_numbers` says which and of what kind.
-Output is a pure function of (records, seed, bad_fraction, batch_size, kinds).
+change time, NewImage and OldImage) and removed (~10%, some by TTL). Changes arrive at `rate`
+records per second (Poisson arrivals) from a moment on 2024-01-01, so a Lambda batch spans
+seconds, as on a live table. The moments inside an item spread as the domain's do: those the
+item was written at (`requested`, `created`, `sent`, `updated`) lie just before its change,
+so demand and notifications partition around their arrival; a `firstSeen` lies up to weeks
+before, a show's or a sale's `start` weeks ahead, so events and sales partition over dates of
+their own. Moments of one item's life keep their order (created <= sent, start < end).
+
+`bad_fraction` of the records are replaced by malformed ones (`dmd.tools.malform`), each still
+in a valid Kinesis envelope (sequence number, eventID) so the pipeline can report it;
+`SampleStats.bad_sequence_numbers` says which and of what kind. Output is a pure function of
+(records, seed, bad_fraction, batch_size, kinds, rate).
 
     write_sample(sys.stdout, records=1000, seed=7, bad_fraction=0.05)  # -> SampleStats
 """
@@ -46,7 +53,7 @@ INVOKE_ARN = "arn:aws:iam::123456789012:role/dmd"
 SHARDS = ("shardId-000000000000", "shardId-000000000001")
 TTL_IDENTITY: Mapping[str, str] = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
 BASE_TIME = datetime(2024, 1, 1, tzinfo=UTC)
-SPAN = timedelta(weeks=6)  # change times are spread over this, whatever the record count
+DEFAULT_RATE = 50.0  # changes per second: a 100-record batch of one of the two shards spans ~4 s
 
 # Operation mix of good records (cumulative thresholds), share of TTL among removes.
 _P_INSERT, _P_MODIFY = 0.70, 0.90
@@ -168,6 +175,7 @@ class Sampler:
         *,
         registry: Mapping[str, RecordSpec] | None = None,
         kinds: Sequence[str] | None = None,
+        rate: float = DEFAULT_RATE,
     ) -> None:
         if records < 0:
             raise ValueError(f"records must be >= 0, got {records}")
@@ -175,6 +183,8 @@ class Sampler:
             raise ValueError(f"bad_fraction must be within [0, 1], got {bad_fraction}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not rate > 0:
+            raise ValueError(f"rate must be > 0 records per second, got {rate}")
         if registry is None:
             from dmd.generated import REGISTRY as registry
         if not registry:
@@ -185,8 +195,8 @@ class Sampler:
         self.types = sorted(registry)
         self.nodes = {t: image_nodes(registry[t].fields) for t in self.types}
         self.pools: dict[str, list[tuple[str, dict[str, Any]]]] = {t: [] for t in self.types}
-        self.t0 = BASE_TIME + timedelta(seconds=self.rng.randrange(6 * 3600))
-        self.step_us = SPAN // timedelta(microseconds=1) // max(records, 1)
+        self.rate = rate
+        self.now_ms = _epoch_ms(BASE_TIME) + self.rng.randrange(6 * 3600 * 1000)  # the last change time
         n_bad = round(records * bad_fraction)
         self.bad_positions = frozenset(Random(f"{seed}:bad-positions").sample(range(records), n_bad))
         unknown = sorted(set(kinds or ()) - set(MALFORMED_KINDS))
@@ -215,7 +225,7 @@ class Sampler:
 
     def events(self) -> Iterator[dict[str, Any]]:
         for i in range(self.records):
-            when = self._clock(i)
+            when = self._clock()
             if i in self.bad_positions:
                 data, key, kind = self._bad(when)
             else:
@@ -243,11 +253,10 @@ class Sampler:
             bad_sequence_numbers=dict(self.bad_seqs),
         )
 
-    def _clock(self, i: int) -> datetime:
-        """Change time of the i-th record: increasing, spread evenly over SPAN, ms precision."""
-        jitter = self.rng.randrange(max(self.step_us // 2, 1))
-        t = self.t0 + timedelta(microseconds=i * self.step_us + jitter)
-        return t.replace(microsecond=t.microsecond // 1000 * 1000)
+    def _clock(self) -> datetime:
+        """The next change time: Poisson arrivals at `rate` per second, increasing, in ms."""
+        self.now_ms += max(1, round(self.rng.expovariate(self.rate) * 1000))
+        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=self.now_ms)
 
     def _put(self, data: str, key: str, when: datetime, bad_kind: str) -> dict[str, Any] | None:
         """Wrap `data` in a Kinesis record on the shard its partition key hashes to."""
@@ -495,9 +504,10 @@ def sample(
     *,
     registry: Mapping[str, RecordSpec] | None = None,
     kinds: Sequence[str] | None = None,
+    rate: float = DEFAULT_RATE,
 ) -> tuple[list[dict[str, Any]], SampleStats]:
     """The events of a sample, in memory, and what they hold."""
-    sampler = Sampler(records, seed, bad_fraction, batch_size, registry=registry, kinds=kinds)
+    sampler = Sampler(records, seed, bad_fraction, batch_size, registry=registry, kinds=kinds, rate=rate)
     events = list(sampler.events())
     return events, sampler.stats()
 
@@ -511,9 +521,10 @@ def write_sample(
     *,
     registry: Mapping[str, RecordSpec] | None = None,
     kinds: Sequence[str] | None = None,
+    rate: float = DEFAULT_RATE,
 ) -> SampleStats:
     """Write a sample as JSON lines (one Lambda event per line) and say what it holds."""
-    sampler = Sampler(records, seed, bad_fraction, batch_size, registry=registry, kinds=kinds)
+    sampler = Sampler(records, seed, bad_fraction, batch_size, registry=registry, kinds=kinds, rate=rate)
     for event in sampler.events():
         out.write(orjson.dumps(event).decode("utf-8"))
         out.write("\n")

@@ -392,8 +392,11 @@ def is_recent(path: str) -> bool:
 def instant(rng: Random, path: str, when: datetime) -> datetime:
     """A realistic instant for a timestamp field of a change written at `when`."""
     low = path.lower()
-    if "updated" in low.rpartition(".")[2]:
+    name = low.rpartition(".")[2]
+    if "updated" in name:
         return when
+    if "first" in name:  # first seen elsewhere (a ticketing catalogue) up to weeks before it was written here
+        return when - timedelta(milliseconds=rng.randrange(60 * 86_400_000))
     if not is_recent(path):  # a future moment: a show, a sale window
         days = rng.randint(7, 90) if "start" in low else rng.randint(91, 150)
         day = (when + timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)

@@ -8,16 +8,21 @@ import json
 import re
 from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dmd.generated import REGISTRY
+from dmd.generator.loader import load_model
 from dmd.support.records import Change, DecodeError, FieldInfo, RecordSpec
 from dmd.tools.cli import main
 from dmd.tools.sample import DEFAULT_KINDS, MALFORMED_KINDS, SHARDS, SampleStats, sample, write_sample
 
+ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = {"source_system_id": "sample-test"}
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\Z")
@@ -139,7 +144,7 @@ def test_stats_account_for_every_record(mixed) -> None:
 
 
 def test_arguments_are_checked() -> None:
-    for kwargs in ({"records": -1}, {"bad_fraction": 1.5}, {"batch_size": 0}):
+    for kwargs in ({"records": -1}, {"bad_fraction": 1.5}, {"batch_size": 0}, {"rate": 0}):
         args = {"records": 10, "seed": 1} | kwargs
         with pytest.raises(ValueError):
             sample(**args)
@@ -253,11 +258,6 @@ def test_values_look_real(clean) -> None:
     assert seen_updated and all(first <= updated for first, updated in seen_updated)
     starts_ = [e.eventDate.start for e in events_ if e.eventDate]
     assert all(s is None or s.dateTime or s.localDate for s in starts_), "no empty optional maps"
-    # partition dates over several weeks from 2024-01-01
-    days = {REGISTRY[rec.type].partition_date(rec, rec.cdc.changeTime) for rec, _ in decoded}
-    assert min(days) >= date(2024, 1, 1) and len(days) > 35
-    changes = [rec.cdc.changeTime for rec, _ in decoded]
-    assert max(changes) - min(changes) > timedelta(weeks=5)
 
 
 def test_wire_formats(clean) -> None:
@@ -313,6 +313,101 @@ def test_modify_and_remove_follow_earlier_versions_of_the_same_item(clean) -> No
                 removed.add(item)
                 del current[item]
         assert (doc["userIdentity"] is not None) <= (op == "REMOVE")
+
+
+# --- the domain's invariants, for any seed ---------------------------------------------------------
+
+PARTITION_PATHS = {rt.type_name: rt.partition_paths for rt in load_model(ROOT / "schemas").types}
+
+
+def _moment_of_writing(path: str) -> bool:
+    """Names tell the moments an item is written at (requested, created, sent, updated) from
+    those of the world outside (firstSeen elsewhere, a show's or a sale's start and end)."""
+    low = path.lower()
+    return "start" not in low and "end" not in low and "first" not in low.rpartition(".")[2]
+
+
+def _value_at(rec: Any, path: str) -> Any:
+    for part in path.split("."):
+        rec = getattr(rec, part, None)
+    return rec
+
+
+def _timestamps_by_map(spec: RecordSpec) -> dict[str, list[str]]:
+    """Image timestamp paths of each map (record) of a type, in schema order."""
+    out: dict[str, list[str]] = defaultdict(list)
+    for f in spec.fields:
+        if f.origin == "image" and f.kind in ("timestamp-millis", "timestamp-micros"):
+            out[f.path.rpartition(".")[0]].append(f.path)
+    return out
+
+
+def check_domain(events: list[dict[str, Any]], stats: SampleStats) -> dict[str, list[date]]:
+    """What every sample must hold, whatever its seed; returns each type's partition dates."""
+    last: dict[str, int] = {}
+    partitions: dict[str, list[date]] = defaultdict(list)
+    for record in records_of(events):
+        if record["kinesis"]["sequenceNumber"] in stats.bad_sequence_numbers:
+            continue
+        rec, doc = decode(record)
+        spec, ddb, when = REGISTRY[rec.type], doc["dynamodb"], rec.cdc.changeTime
+        shard = record["eventID"].partition(":")[0]
+        assert ddb["ApproximateCreationDateTime"] > last.get(shard, 0), "change times increase per shard"
+        last[shard] = ddb["ApproximateCreationDateTime"]
+        versions = [rec]
+        if doc["eventName"] == "MODIFY":
+            versions.append(spec.decode(ddb["OldImage"], change_of(doc, record), SETTINGS))
+        for version in versions:
+            for paths in _timestamps_by_map(spec).values():
+                values = {p: v for p in paths if (v := _value_at(version, p)) is not None}
+                mine = [values[p] for p in paths if p in values and _moment_of_writing(p)]
+                assert mine == sorted(mine), f"{rec.type}: moments of its life out of order: {values}"
+                assert all(v <= when for v in mine), f"{rec.type}: a moment after the change that wrote it"
+                starts = [v for p, v in values.items() if "start" in p.lower()]
+                ends = [v for p, v in values.items() if "end" in p.lower()]
+                assert all(s < e for s in starts for e in ends), f"{rec.type}: ends before it starts: {values}"
+        if doc["eventName"] == "MODIFY":  # a moment past stays what it was
+            old = versions[1]
+            for paths in _timestamps_by_map(spec).values():
+                for p in paths:
+                    if "updated" not in p.lower() and _moment_of_writing(p) and _value_at(old, p) is not None:
+                        assert _value_at(rec, p) == _value_at(old, p), f"{rec.type}.{p} changed in a MODIFY"
+        day = spec.partition_date(rec, when)
+        partitions[rec.type].append(day)
+        source = next((p for p in PARTITION_PATHS[rec.type] if _value_at(rec, p) is not None), "")
+        if source and _moment_of_writing(source):  # demand, notifications: around their arrival
+            assert (when - timedelta(minutes=10)).date() <= day <= when.date(), (rec.type, source, day, when)
+        else:  # events, sales: over their own dates, within a season of the change
+            assert when.date() - timedelta(days=120) <= day <= when.date() + timedelta(days=200), (rec.type, day)
+    return partitions
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), rate=st.sampled_from([0.5, 5.0, 50.0, 500.0]))
+def test_domain_invariants_hold_for_any_seed(seed: int, rate: float) -> None:
+    events, stats = sample(400, seed, bad_fraction=0.05, rate=rate)
+    check_domain(events, stats)
+    changes = sorted(
+        document(r)["dynamodb"]["ApproximateCreationDateTime"]
+        for r in records_of(events)
+        if r["kinesis"]["sequenceNumber"] not in stats.bad_sequence_numbers
+    )
+    expected_ms = 400 / rate * 1000  # Poisson arrivals: the span of 400 is within a few percent of this
+    assert 0.6 * expected_ms < changes[-1] - changes[0] < 1.5 * expected_ms + 400
+
+
+def test_a_batch_spans_seconds_and_partition_dates_spread_as_the_domain_does(mixed) -> None:
+    events, stats = mixed  # the default rate, batches of 64
+    for event in events:
+        times = [r["kinesis"]["approximateArrivalTimestamp"] for r in event["Records"]]
+        assert max(times) - min(times) < 30, "a Lambda batch spans seconds"
+    partitions = check_domain(events, stats)
+    for type_name, days in partitions.items():
+        paths = PARTITION_PATHS[type_name]
+        if _moment_of_writing(paths[0]):
+            assert len(set(days)) <= 2, f"{type_name}: dated at its arrival"
+        elif len(days) >= 50:
+            assert len(set(days)) >= 10, f"{type_name}: over dates of its own"
 
 
 # --- envelope --------------------------------------------------------------------------------------
@@ -490,7 +585,11 @@ def test_cli_writes_json_lines_and_a_summary(tmp_path) -> None:
     to_stdout = CliRunner().invoke(main, args)
     assert to_stdout.exit_code == 0
     assert to_stdout.stdout == out.read_text()
-    for wrong in (["--bad-fraction", "2"], ["--bad-kind", "bogus"]):
+    for wrong in (["--bad-fraction", "2"], ["--bad-kind", "bogus"], ["--rate", "0"]):
         assert CliRunner().invoke(main, ["sample", *wrong]).exit_code == 2
+    slower = CliRunner().invoke(main, [*args, "--rate", "0.5"])
+    times = [r["kinesis"]["approximateArrivalTimestamp"] for line in slower.stdout.splitlines()
+             for r in json.loads(line)["Records"]]  # fmt: skip
+    assert slower.exit_code == 0 and max(times) - min(times) > 150  # 150 records at 0.5 a second
     only = CliRunner().invoke(main, ["sample", "--records", "40", "--bad-fraction", "0.5", "--bad-kind", "json-array"])
     assert only.exit_code == 0 and "20 malformed" in only.stderr
