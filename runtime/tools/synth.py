@@ -338,7 +338,8 @@ def plain(d: Decimal) -> str:
 def spell(rng: Random, d: Decimal) -> str:
     """A DynamoDB `N` string whose exact value is d: plain, leading zeros, trailing zeros,
     exponent forms (`1E+2`), `-0`, and 39-significant-digit forms that boto3 cannot take."""
-    how = rng.choice(("plain", "leading", "trailing", "exponent", "normalized", "39-digits", "minus-zero"))
+    hows = ("plain", "leading", "trailing", "exponent", "normalized", "39-digits", "minus-zero")
+    how = "minus-zero" if d == 0 and rng.random() < 0.3 else rng.choice(hows)  # a zero's own spellings, often
     text = plain(d)
     sign, digits = ("-", text[1:]) if text.startswith("-") else ("", text)
     if how == "leading":
