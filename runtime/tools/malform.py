@@ -10,7 +10,7 @@ A malformation works at one level of a record:
 `dynamodb` marks the entries that also apply to a DynamoDB Streams record; `rare` ones (1 MB
 records, records without a sequence number) are used only when asked for by name.
 
-    m = CATALOGUE["wrong-tag"]; broken = breaking(m, rng, change, image, nodes, registry)
+    broken = breaking(CATALOGUE["wrong-tag"], rng, change, image_nodes(spec.fields), REGISTRY)
 """
 
 from __future__ import annotations
@@ -300,7 +300,9 @@ def candidates(m: Malformation, nodes: list[Node]) -> list[FieldInfo]:
 
 
 def applies(m: Malformation, nodes: list[Node]) -> bool:
-    return m.level not in ("field",) or bool(candidates(m, nodes))
+    """Can a change of the type with these image nodes carry `m`? (A field-level kind needs a
+    field that fits; the other levels need none.)"""
+    return m.level != "field" or bool(candidates(m, nodes))
 
 
 def breaking(m: Malformation, rng: Random, change: dict[str, Any], nodes: list[Node], types: Collection[str]) -> Broken:
