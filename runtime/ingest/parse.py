@@ -49,7 +49,7 @@ def change_time(ddb: Mapping[str, Any], source: str) -> datetime | str:
         unit = "seconds"
     else:
         precision = ddb.get("ApproximateCreationDateTimePrecision", "MILLISECOND")
-        unit = _PRECISION.get(precision, "")
+        unit = _PRECISION.get(precision, "") if type(precision) is str else ""  # a list is unhashable
         if not unit:
             return f"dynamodb.ApproximateCreationDateTimePrecision: {precision!r} is not MILLISECOND or MICROSECOND"
     try:
