@@ -7,8 +7,9 @@ a record whose payload cannot be read still becomes a StreamRecord, and parsing 
 an error document with its original text.
 
 Inside, the change record's own envelope (eventName, userIdentity, the change time) is read
-by two decoders in parse.py, the fast and the exact; IMAGE_OF, ttl_expired() and
-change_time() below are the one interpretation both use.
+by two decoders in parse.py, the fast and the exact; IMAGE_OF, ttl_expired(), UNITS and
+change_time() below are the one interpretation both use (the fast path inlines
+change_time()'s integer case).
 """
 
 from __future__ import annotations
