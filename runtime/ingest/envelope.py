@@ -1,9 +1,15 @@
-"""Lambda event envelopes -> StreamRecords that keep their source position.
+"""Lambda event envelopes -> StreamRecords that keep their source position, and what a
+change record says around its item image.
 
 Two envelopes: a Kinesis event (the DynamoDB change JSON base64-encoded in `kinesis.data`)
 and a DynamoDB Streams event (the change record inline). Nothing here fails on a bad record:
 a record whose payload cannot be read still becomes a StreamRecord, and parsing turns it into
 an error document with its original text.
+
+Inside, the change record's own envelope (eventName, userIdentity, the change time) is read
+by two decoders in parse.py, the fast and the exact; IMAGE_OF, ttl_expired(), UNITS and
+change_time() below are the one interpretation both use (the fast path inlines
+change_time()'s integer case).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import binascii
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -23,6 +29,53 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 NOT_BASE64 = "kinesis.data: not valid base64"
+
+# --- the change record around its image ----------------------------------------------------
+
+# The image that holds the item, by eventName: the new one, except for a REMOVE, which has none.
+IMAGE_OF = {"INSERT": "NewImage", "MODIFY": "NewImage", "REMOVE": "OldImage"}
+
+# DynamoDB's TTL sweeper deletes as this service principal; a client's delete names no service.
+TTL_PRINCIPAL = "dynamodb.amazonaws.com"
+
+
+def ttl_expired(user: Any) -> bool:
+    """Whether a change's `userIdentity` says TTL expiry removed the item."""
+    return type(user) is dict and user.get("type") == "Service" and user.get("principalId") == TTL_PRINCIPAL
+
+
+@dataclass(frozen=True, slots=True)
+class TimeUnit:
+    name: str  # timedelta's keyword, as messages name the unit
+    step: timedelta  # a change time is EPOCH + step * ApproximateCreationDateTime (an integer)
+
+
+# Units of dynamodb.ApproximateCreationDateTime. DynamoDB-to-Kinesis records say which in
+# ApproximateCreationDateTimePrecision (DEFAULT_PRECISION when absent); DynamoDB Streams
+# records carry seconds and no precision.
+DEFAULT_PRECISION = "MILLISECOND"
+UNITS = {
+    "MILLISECOND": TimeUnit("milliseconds", timedelta(milliseconds=1)),
+    "MICROSECOND": TimeUnit("microseconds", timedelta(microseconds=1)),
+}
+_SECONDS = TimeUnit("seconds", timedelta(seconds=1))
+
+
+def change_time(value: Any, precision: Any, source: str) -> datetime | str:
+    """The change's time from ApproximateCreationDateTime and its precision (as given, or
+    DEFAULT_PRECISION when absent) in a record of `source`; or the reason it has none."""
+    if type(value) is not int and type(value) is not float:
+        return "dynamodb.ApproximateCreationDateTime: missing or not a number"
+    unit = _SECONDS if source == "dynamodb" else UNITS.get(precision) if type(precision) is str else None
+    if unit is None:
+        return f"dynamodb.ApproximateCreationDateTimePrecision: {precision!r} is not {' or '.join(UNITS)}"
+    try:
+        if type(value) is int:  # exact, and twice as fast as the keyword constructor
+            return EPOCH + unit.step * value
+        # A float: the keyword constructor rounds unlike step * value (0.0025 ms: 2 µs, not 3).
+        return EPOCH + timedelta(**{unit.name: value})
+    except (OverflowError, ValueError):
+        return f"dynamodb.ApproximateCreationDateTime: {value!r} {unit.name} is out of range"
 
 
 class EnvelopeError(ValueError):

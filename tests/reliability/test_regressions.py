@@ -121,3 +121,13 @@ def test_attribute_nested_deeper_than_the_recursion_limit_is_an_error_not_a_cras
     [doc] = error_docs(storage)
     assert doc["events"] == [text]
     assert "quantity" in doc["error"]["message"]
+
+
+@pytest.mark.parametrize("precision", [["MILLISECOND"], {"unit": "MILLISECOND"}])
+def test_change_time_precision_that_is_not_a_string_is_an_error_not_a_crash(precision):
+    change = first_change()
+    change["dynamodb"]["ApproximateCreationDateTimePrecision"] = precision
+    _, storage = run([with_change(change)])
+    [doc] = error_docs(storage)
+    assert doc["error"]["message"].startswith("dynamodb.ApproximateCreationDateTimePrecision: ")
+    assert "is not MILLISECOND or MICROSECOND" in doc["error"]["message"]
