@@ -26,6 +26,7 @@ import msgspec
 import orjson
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 NOT_BASE64 = "kinesis.data: not valid base64"
@@ -95,6 +96,9 @@ class StreamRecord:
     raw_encoding: str = "kinesis-data"  # how `raw` is kept: "kinesis-data", "text" or "base64"
     document: Mapping[str, Any] | None = None  # dynamodb: the change record, already parsed
     problem: str = ""  # why the record could not even be read (e.g. invalid base64)
+    # the stream it came from (the event source ARN; a file's lines: ""): with the shard and the
+    # sequence number, a record's identity, since two streams may share shard ids and numbers
+    stream: str = ""
 
     @property
     def arrival(self) -> datetime:
@@ -202,6 +206,7 @@ def _record(r: Any, index: int) -> StreamRecord:
             return _unreadable(r, f"Records[{index}]: a Kinesis record needs kinesis.sequenceNumber")
         data = k.get("data")
         event_id = r.get("eventID")
+        arn = r.get("eventSourceARN")
         if type(data) is str:  # the common case, positionally; decoded when parsed (decoded())
             return StreamRecord(
                 "kinesis",
@@ -210,6 +215,7 @@ def _record(r: Any, index: int) -> StreamRecord:
                 _arrival(k.get("approximateArrivalTimestamp")),
                 None,
                 data,
+                stream=arn if type(arn) is str else "",
             )
         return StreamRecord(
             "kinesis",
@@ -219,18 +225,22 @@ def _record(r: Any, index: int) -> StreamRecord:
             payload=None,
             raw=json_text(data),
             problem=NOT_BASE64,
+            stream=arn if type(arn) is str else "",
         )
     if source == "aws:dynamodb":
         ddb = r.get("dynamodb")
         if not isinstance(ddb, Mapping) or type(ddb.get("SequenceNumber")) is not str:
             return _unreadable(r, f"Records[{index}]: a DynamoDB Streams record needs dynamodb.SequenceNumber")
         arn = r.get("eventSourceARN")
+        arn = arn if type(arn) is str else ""
+        # the shard of a DynamoDB Streams record is not in it; the stream is the best it has
         return StreamRecord(
             "dynamodb",
-            arn if type(arn) is str else "",
+            arn,
             ddb["SequenceNumber"],
             _arrival(ddb.get("ApproximateCreationDateTime")),
             document=r,
+            stream=arn,
         )
     return _unreadable(r, f"Records[{index}]: unsupported eventSource {_brief(source)}")
 
@@ -239,9 +249,12 @@ def read_lines(lines: Iterable[bytes], name: str) -> Iterator[list[StreamRecord]
     """Batches from a JSON-lines file of Lambda events (one event per line).
 
     A line that is not a stream event becomes one StreamRecord of source "line", so it ends
-    in an error document like any other unreadable record instead of stopping the run.
+    in an error document like any other unreadable record instead of stopping the run. A UTF-8
+    byte-order mark at the start of the file (editors on Windows write one) is not part of it.
     """
     for number, line in enumerate(lines, start=1):
+        if number == 1:
+            line = line.removeprefix(UTF8_BOM)
         if not line.strip():
             continue
         try:

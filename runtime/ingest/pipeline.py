@@ -7,6 +7,7 @@ Every input record ends in exactly one place: a data container, an error documen
 from __future__ import annotations
 
 import gc
+import hashlib
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -95,15 +96,22 @@ def _seq_key(s: StreamRecord) -> tuple[int, str]:
 
 
 def _positions(sources: Sequence[StreamRecord]) -> list[str]:
-    """Per shard: first and last sequence number and count."""
-    by_shard: dict[str, list[StreamRecord]] = {}
+    """Per stream and shard: first and last sequence number and count; records without a
+    sequence number (a file's lines, a record missing one) by their content, which is all that
+    tells them apart."""
+    by_shard: dict[tuple[str, str], list[StreamRecord]] = {}
     for s in sources:
-        by_shard.setdefault(s.shard, []).append(s)
+        by_shard.setdefault((s.stream, s.shard), []).append(s)
     out = []
-    for shard in sorted(by_shard):
-        items = sorted(by_shard[shard], key=_seq_key)
-        out += [shard, items[0].sequence_number, items[-1].sequence_number, str(len(items))]
-    return out
+    for stream, shard in sorted(by_shard):
+        items = sorted(by_shard[(stream, shard)], key=_seq_key)
+        out += [stream, shard, items[0].sequence_number, items[-1].sequence_number, str(len(items))]
+    unnumbered = sorted(_content_digest(s) for s in sources if not s.sequence_number)
+    return out + unnumbered
+
+
+def _content_digest(s: StreamRecord) -> str:
+    return hashlib.sha256(s.original()[0].encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def data_key(settings: Settings, type_name: str, day: date, sources: Sequence[StreamRecord]) -> str:
@@ -113,12 +121,13 @@ def data_key(settings: Settings, type_name: str, day: date, sources: Sequence[St
 
 
 def error_key(settings: Settings, sources: Sequence[StreamRecord], occurrence: int = 1) -> str:
+    """Named by where the records came from and what they are, so a retry rewrites its own
+    document while two different records never share one (the same position can hold two
+    contents: lines of two files of one name, one sequence number in two bad records)."""
     first = min(sources, key=_arrived).arrival
-    parts = _positions(sources)
-    if any(not s.sequence_number for s in sources):  # no position: name it by content
-        parts += [s.original()[0] for s in sources]
-        if occurrence > 1:  # the same content twice in a batch: two records, two documents
-            parts.append(str(occurrence))
+    parts = _positions(sources) + [_content_digest(s) for s in sources if s.sequence_number]
+    if occurrence > 1:  # the same record twice in a batch: two records, two documents
+        parts.append(str(occurrence))
     return layout.error_key(settings.errors_prefix, first, layout.object_id("error", *parts))
 
 
@@ -128,7 +137,7 @@ def error_document(error: ArchiveError, now: datetime) -> bytes:
     entries = []
     for s in error.sources:
         text, encoding = s.original()
-        entries.append(ErrorEntry(text, s.source, s.shard, s.sequence_number, encoding))
+        entries.append(ErrorEntry(text, s.source, s.shard, s.sequence_number, encoding, s.stream))
     return ErrorDocument(now, error.message, tuple(entries)).to_json()
 
 

@@ -4,7 +4,7 @@ what `dmd replay` reads back. One type, written and read here.
     {"timestamp": "...Z",                 when the batch was processed
      "error": {"message": "..."},          names the field and the reason, never a value
      "events": ["original text", ...],     the seed's format: each record as it arrived
-     "records": [{"source", "shardId", "sequenceNumber", "encoding"}, ...]}   one per event
+     "records": [{"source", "shardId", "sequenceNumber", "encoding", "eventSourceARN"}, ...]}
 
 `encoding` says how an event's text is kept: "kinesis-data" (the base64 `kinesis.data` as
 received), "text" (a JSON document or line as text) or "base64" (bytes that were not UTF-8).
@@ -32,6 +32,7 @@ class ErrorEntry:
     shard: str
     sequence_number: str
     encoding: str
+    stream: str = ""  # the event source ARN; documents written before it was kept have none
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +47,13 @@ class ErrorDocument:
             "error": {"message": self.message},
             "events": [e.text for e in self.entries],
             "records": [
-                {"source": e.source, "shardId": e.shard, "sequenceNumber": e.sequence_number, "encoding": e.encoding}
+                {
+                    "source": e.source,
+                    "shardId": e.shard,
+                    "sequenceNumber": e.sequence_number,
+                    "encoding": e.encoding,
+                    "eventSourceARN": e.stream,
+                }
                 for e in self.entries
             ],
         }
@@ -79,14 +86,27 @@ def _entry(index: int, text: object, meta: object) -> ErrorEntry:
     if not isinstance(meta, dict):
         raise InvalidErrorDocument(f"records[{index}] is not an object")
     fields = {}
-    for name, default in (("source", "kinesis"), ("shardId", ""), ("sequenceNumber", ""), ("encoding", "text")):
+    for name, default in (
+        ("source", "kinesis"),
+        ("shardId", ""),
+        ("sequenceNumber", ""),
+        ("encoding", "text"),
+        ("eventSourceARN", ""),
+    ):
         value = meta.get(name, default)
         if type(value) is not str:
             raise InvalidErrorDocument(f"records[{index}].{name} is not a string")
         fields[name] = value
     if fields["encoding"] not in ENCODINGS:
         raise InvalidErrorDocument(f"records[{index}].encoding is not one of {', '.join(ENCODINGS)}")
-    return ErrorEntry(text, fields["source"], fields["shardId"], fields["sequenceNumber"], fields["encoding"])
+    return ErrorEntry(
+        text,
+        fields["source"],
+        fields["shardId"],
+        fields["sequenceNumber"],
+        fields["encoding"],
+        fields["eventSourceARN"],
+    )
 
 
 def _timestamp(value: object) -> datetime:

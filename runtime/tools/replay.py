@@ -20,7 +20,7 @@ import base64
 import binascii
 import dataclasses
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,8 +31,6 @@ from dmd.lake import layout
 from dmd.lake.errordoc import ErrorDocument, ErrorEntry, InvalidErrorDocument
 from dmd.lake.storage import LocalStorage, S3Policy, Storage, StorageError, open_storage
 from dmd.support.records import RecordSpec
-
-CHUNK_RECORDS = 500  # records per processing batch, as a Lambda batch would hold
 
 
 @dataclass(frozen=True)
@@ -151,7 +149,7 @@ def rebuild(doc: ErrorDocument, key: str) -> list[StreamRecord]:
 
 def _rebuild_one(entry: ErrorEntry, arrived: float) -> list[StreamRecord]:
     text, source, encoding = entry.text, entry.source, entry.encoding
-    shard, seq = entry.shard, entry.sequence_number
+    shard, seq, stream = entry.shard, entry.sequence_number, entry.stream
     if source == "line":  # a line of an events file that was not a stream event
         line = base64.b64decode(text) if encoding == "base64" else text.encode("utf-8", "surrogatepass")
         return [r for batch in read_lines([line], shard) for r in batch]
@@ -169,19 +167,19 @@ def _rebuild_one(entry: ErrorEntry, arrived: float) -> list[StreamRecord]:
         if isinstance(document, dict):
             ddb = document.get("dynamodb")
             if isinstance(ddb, dict) and ddb.get("SequenceNumber") == seq:
-                return [dataclasses.replace(decode_event({"Records": [document]})[0], shard=shard)]
+                return [dataclasses.replace(decode_event({"Records": [document]})[0], shard=shard, stream=stream)]
         payload = text.encode("utf-8", "surrogatepass")
-        return [StreamRecord("dynamodb", shard, seq, arrived, payload=payload, raw=text, raw_encoding="text")]
+        return [StreamRecord("dynamodb", shard, seq, arrived, payload, text, "text", stream=stream)]
     if encoding == "kinesis-data":  # `kinesis.data` as received: decode it again
         try:
             payload = binascii.a2b_base64(text, strict_mode=True)
         except ValueError:
             payload = None
         problem = "" if payload is not None else NOT_BASE64
-        return [StreamRecord("kinesis", shard, seq, arrived, payload=payload, raw=text, problem=problem)]
+        return [StreamRecord("kinesis", shard, seq, arrived, payload=payload, raw=text, problem=problem, stream=stream)]
     payload = text.encode("utf-8", "surrogatepass")
     raw = base64.b64encode(payload).decode()
-    return [StreamRecord("kinesis", shard, seq, arrived, payload=payload, raw=raw)]
+    return [StreamRecord("kinesis", shard, seq, arrived, payload=payload, raw=raw, stream=stream)]
 
 
 @dataclass
@@ -197,11 +195,13 @@ def replay(
     lake_storage: Storage,
     registry: Mapping[str, RecordSpec],
     settings: Settings,
-    chunk_records: int = CHUNK_RECORDS,
 ) -> ReplayReport:
+    """Each document is processed as a batch of its own, then moved: what it writes depends on
+    that document only, so a run killed anywhere and run again rewrites the same keys instead of
+    archiving a record twice (chunks of several documents would be composed differently once
+    some documents had been moved)."""
     report = ReplayReport()
     keys, already = source.keys()
-    pending: list[_Loaded] = []
     for key in keys:
         outcome = DocumentOutcome(key)
         try:
@@ -221,52 +221,29 @@ def replay(
             outcome.note = f"not replayed: {type(e).__name__}"  # no content: it may quote records
             report.documents.append(outcome)
             continue
-        pending.append(_Loaded(key, body, sources))
-    for chunk in _chunks(pending, chunk_records):
-        report.documents.extend(_replay_chunk(chunk, source, lake_storage, registry, settings))
+        report.documents.append(_replay_document(_Loaded(key, body, sources), source, lake_storage, registry, settings))
     return report
 
 
-def _chunks(docs: Sequence[_Loaded], size: int) -> Iterator[list[_Loaded]]:
-    chunk: list[_Loaded] = []
-    count = 0
-    for d in docs:
-        if chunk and count + len(d.sources) > size:
-            yield chunk
-            chunk, count = [], 0
-        chunk.append(d)
-        count += len(d.sources)
-    if chunk:
-        yield chunk
-
-
-def _replay_chunk(
-    chunk: list[_Loaded],
+def _replay_document(
+    d: _Loaded,
     source: Source,
     lake_storage: Storage,
     registry: Mapping[str, RecordSpec],
     settings: Settings,
-) -> list[DocumentOutcome]:
-    sources = [s for d in chunk for s in d.sources]
-    result = process_batch(sources, registry=registry, settings=settings, storage=lake_storage)
-    archived = {id(s) for d in result.data for s in d.sources}
-    errored = {id(s) for d in result.errors for s in d.sources}
-    failed = {id(s) for f in result.failed for s in f.sources}
-    rewritten = {d.key for d in result.errors} if source.same_as_lake else set()
-    outcomes = []
-    for d in chunk:
-        outcome = DocumentOutcome(d.key, records=len(d.sources))
-        outcome.archived = sum(id(s) in archived for s in d.sources)
-        outcome.errors = sum(id(s) in errored for s in d.sources)
-        outcome.not_stored = sum(id(s) in failed for s in d.sources)
-        if outcome.not_stored:
-            outcome.note = f"{outcome.not_stored} records not stored; kept for the next run"
-        elif d.key in rewritten:
-            outcome.note = "rewritten in place"  # its records still fail: the new document has its key
-        else:
-            _move(source, d, outcome)
-        outcomes.append(outcome)
-    return outcomes
+) -> DocumentOutcome:
+    result = process_batch(d.sources, registry=registry, settings=settings, storage=lake_storage)
+    outcome = DocumentOutcome(d.key, records=len(d.sources))
+    outcome.archived = sum(x.records for x in result.data)
+    outcome.errors = sum(x.records for x in result.errors)
+    outcome.not_stored = result.failed_records
+    if outcome.not_stored:
+        outcome.note = f"{outcome.not_stored} records not stored; kept for the next run"
+    elif source.same_as_lake and d.key in {x.key for x in result.errors}:
+        outcome.note = "rewritten in place"  # its records still fail: the new document has its key
+    else:
+        _move(source, d, outcome)
+    return outcome
 
 
 def _move(source: Source, d: _Loaded, outcome: DocumentOutcome) -> None:

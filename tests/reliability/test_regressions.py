@@ -131,3 +131,78 @@ def test_change_time_precision_that_is_not_a_string_is_an_error_not_a_crash(prec
     [doc] = error_docs(storage)
     assert doc["error"]["message"].startswith("dynamodb.ApproximateCreationDateTimePrecision: ")
     assert "is not MILLISECOND or MICROSECOND" in doc["error"]["message"]
+
+
+# --- identity: nothing overwrites what another record wrote (issue 10, items 2-4 and 11) ---------------
+
+
+def _stored_records(storage: MemoryStorage) -> int:
+    """Rows in containers plus entries in error documents: what the lake holds."""
+    from lakecheck import read_container
+
+    rows = sum(len(read_container(k, storage.objects[k])) for k in storage.list("archive/"))
+    return rows + sum(len(d["events"]) for d in error_docs(storage))
+
+
+def test_the_same_shard_and_sequence_number_from_two_streams_are_two_records():
+    first = kinesis_event()["Records"][0]
+    other = copy.deepcopy(first)
+    other["eventSourceARN"] = first["eventSourceARN"].replace("demand-capture", "other-table")
+    storage = MemoryStorage()
+    for record in (first, other):  # two batches, as two event source mappings would send them
+        process_batch(decode_event({"Records": [record]}), registry=REGISTRY, settings=Settings(), storage=storage)
+    assert _stored_records(storage) == 2
+
+
+def test_records_without_a_sequence_number_in_two_batches_do_not_overwrite_each_other():
+    first = ddb_event()["Records"][0]
+    first["dynamodb"]["SequenceNumber"] = ""
+    second = copy.deepcopy(first)  # another change of the same item: same type, same partition
+    second["eventID"] = "another-event"  # arriving in the same second
+    records = [first, second]
+    storage = MemoryStorage()
+    for r in records:
+        process_batch(decode_event({"Records": [r]}), registry=REGISTRY, settings=Settings(), storage=storage)
+    assert _stored_records(storage) == 2
+
+
+def test_two_different_bad_records_with_one_sequence_number_get_two_documents():
+    bad = [with_change({"eventName": "INSERT", "dynamodb": {}}), with_change({"eventName": "MODIFY"})]
+    result, storage = run(bad)
+    assert len(result.errors) == 2 and len(error_docs(storage)) == 2
+
+
+def test_a_retried_error_rewrites_its_own_document():
+    bad = with_change({"eventName": "INSERT", "dynamodb": {}})
+    _, storage = run([bad])
+    first = set(storage.objects)
+    process_batch(decode_event({"Records": [bad]}), registry=REGISTRY, settings=Settings(), storage=storage)
+    assert set(storage.objects) == first
+
+
+def _run_file(path: Path, storage: MemoryStorage) -> None:
+    from dmd.ingest.envelope import read_lines
+
+    with path.open("rb") as f:
+        for batch in read_lines(f, path.name):
+            process_batch(batch, registry=REGISTRY, settings=Settings(), storage=storage)
+
+
+def test_unreadable_lines_of_two_files_of_one_name_keep_both_documents(tmp_path):
+    storage = MemoryStorage()
+    for day, text in (("monday", b"not an event\n"), ("tuesday", b"another bad line\n")):
+        (tmp_path / day).mkdir()
+        (tmp_path / day / "events.jsonl").write_bytes(text)
+        _run_file(tmp_path / day / "events.jsonl", storage)
+    assert sorted(d["events"][0] for d in error_docs(storage)) == ["another bad line", "not an event"]
+    _run_file(tmp_path / "monday" / "events.jsonl", storage)  # the same file again: the same key
+    assert len(error_docs(storage)) == 2
+
+
+def test_a_byte_order_mark_before_the_first_event_is_not_part_of_it(tmp_path):
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\xef\xbb\xbf" + json.dumps(kinesis_event()).encode() + b"\n")
+    storage = MemoryStorage()
+    _run_file(events, storage)
+    assert error_docs(storage) == []
+    assert _stored_records(storage) == len(kinesis_event()["Records"])
