@@ -10,7 +10,7 @@ import subprocess
 
 import hcl2
 import pytest
-from infra_ddl import ATHENA, PARAMS, parse_table
+from infra_ddl import ATHENA, PARAMS, ROOT, parse_table
 from infra_hcl import TERRAFORM, module, policy_documents, resources, unquote, variables
 
 from dmd.generated import REGISTRY
@@ -83,9 +83,24 @@ def test_event_source_mapping_reports_partial_failures_and_retries_finitely():
     assert esm["maximum_record_age_in_seconds"] == "${var.maximum_record_age_in_seconds}"
     assert esm["destination_config"][0]["on_failure"][0]["destination_arn"] == "${aws_sqs_queue.failures.arn}"
     v = variables()
-    assert (v["batch_size"]["default"], v["parallelization_factor"]["default"]) == (100, 10)
     assert v["maximum_retry_attempts"]["default"] >= 0
     assert 60 <= v["maximum_record_age_in_seconds"]["default"] <= 604800
+
+
+def test_batching_defaults_are_the_ones_docs_batching_chose():
+    """docs/batching.md measures the settings and names its choice; the module defaults to it."""
+    doc = (ROOT / "docs" / "batching.md").read_text()
+    chosen = dict(re.findall(r"^- `(\w+)` = (\d+)", doc.split("## Chosen defaults", 1)[1], re.M))
+    v = variables()
+    names = ("batch_size", "maximum_batching_window_in_seconds", "parallelization_factor")
+    assert {n: int(chosen[n]) for n in names} == {n: v[n]["default"] for n in names}
+    (esm,) = resources("aws_lambda_event_source_mapping").values()
+    assert all(esm[n] == f"${{var.{n}}}" for n in names)
+    # Lambda's ranges, enforced by validation
+    limits = {"batch_size": 10000, "maximum_batching_window_in_seconds": 300, "parallelization_factor": 10}
+    for n, upper in limits.items():
+        condition = v[n]["validation"][0]["condition"]
+        assert f"var.{n} <= {upper}" in condition, n
 
 
 def test_function_runs_the_handler_with_the_runtime_configuration():
