@@ -1,5 +1,6 @@
 # The two commands of the README: `make demo` (the main job, end to end, on local files and
-# DuckDB) and `make test`. Both create .venv and install the project on a fresh machine.
+# DuckDB, then compaction of the lake it wrote) and `make test`. Both create .venv and install the
+# project on a fresh machine.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -24,6 +25,10 @@ demo: $(STAMP)
 	  "PIVOT (SELECT partition_date, type FROM all_records) ON type USING count(*) ORDER BY partition_date LIMIT 14"
 	$(BIN)/dmd query --lake $(LAKE) \
 	  "SELECT 'demand' AS type, count(*) AS live_items FROM demand_current UNION ALL SELECT 'event', count(*) FROM event_current"
+	@# objects, rows and query times before and after `dmd compact --min-age 0 --all` (--all: list
+	@# the lake just written instead of waiting for its touched markers to age); fails with a clear
+	@# message (exit 2) where `dmd compact` does not exist yet
+	$(BIN)/python benchmarks/compaction.py --lake $(LAKE) --compact-options="--min-age 0 --all"
 
 test: $(STAMP)
 	$(BIN)/pytest -q

@@ -1,7 +1,7 @@
 """Terraform target: a module that deploys the archive: the S3 bucket, the Glue database and one
-table per record type (for the chosen lake format) matching the Athena DDL, the Lambda function,
-its Kinesis event source mapping with filters generated from the record types, IAM, and the
-Athena views as saved queries.
+table per record type (for the chosen lake format) matching the Athena DDL, the archiving Lambda
+function with its Kinesis event source mapping (filters generated from the record types), the
+scheduled compactor function, their IAM roles, and the Athena views as saved queries.
 
 Python computes every value (HCL-quoted); the templates only lay them out.
 """
@@ -25,6 +25,7 @@ TEMPLATES = {
     "glue.tf": "terraform/glue.tf.j2",
     "lambda.tf": "terraform/lambda.tf.j2",
     "iam.tf": "terraform/iam.tf.j2",
+    "compactor.tf": "terraform/compactor.tf.j2",
     "athena.tf": "terraform/athena.tf.j2",
     "outputs.tf": "terraform/outputs.tf.j2",
 }
@@ -44,8 +45,23 @@ ENVIRONMENT = (
     ("DMD_CODEC", "var.codec"),
     ("DMD_SOURCE_SYSTEM_ID", "var.source_system_id"),
     ("DMD_LOG_LEVEL", "var.log_level"),
+    ("DMD_STATE_PREFIX", "var.state_prefix"),  # where it leaves one "touched partitions" marker per batch
 )
 HANDLER = "dmd.ingest.handler.handler"
+# The compactor's configuration (dmd.lake.compact_handler), as Terraform sets it on its function.
+COMPACTOR_ENVIRONMENT = (
+    ("DMD_BUCKET", "aws_s3_bucket.archive.bucket"),
+    ("DMD_PREFIX", "var.prefix"),
+    ("DMD_STATE_PREFIX", "var.state_prefix"),
+    ("DMD_COMPACT_MIN_AGE_SECONDS", "var.compaction_min_age_seconds"),
+    ("DMD_COMPACT_TARGET_BYTES", "var.compaction_target_bytes"),
+    ("DMD_COMPACT_BUDGET_SECONDS", "var.compaction_budget_seconds"),
+)
+COMPACTOR_HANDLER = "dmd.lake.compact_handler.handler"
+TOUCHED = "touched"  # {state_prefix}/touched/: the archiving function's markers, read by the compactor
+# Key prefixes as the runtime accepts them (dmd.ingest.config): S3's safe characters in
+# '/'-separated segments; the templates also reject "." and ".." segments. RE2 syntax.
+PREFIX_PATTERN = "^[A-Za-z0-9_.*'()!-]+(/[A-Za-z0-9_.*'()!-]+)*$"
 # DynamoDB's stream record: the image that holds the item of an event, by event name.
 IMAGES = (("NewImage", ("INSERT", "MODIFY")), ("OldImage", ("REMOVE",)))
 TYPE_ATTRIBUTE = "type"  # every item names its record type here (the loader requires the field)
@@ -156,6 +172,10 @@ def render_terraform(model: Model) -> dict[str, str]:
         "patterns": [hcl_string(p) for p in filter_patterns(model)],
         "environment": aligned(ENVIRONMENT),
         "handler": hcl_string(HANDLER),
+        "compactor_environment": aligned(COMPACTOR_ENVIRONMENT),
+        "compactor_handler": hcl_string(COMPACTOR_HANDLER),
+        "touched": TOUCHED,
+        "prefix_pattern": hcl_string(PREFIX_PATTERN),
         # what the runtime accepts for any format; empty: the format's default
         "codecs": sorted({hcl_string(c) for fmt in FORMATS.values() for c in fmt.codecs}),
         "queries": queries,

@@ -7,63 +7,15 @@ import json
 import re
 import shutil
 import subprocess
-import textwrap
-from functools import cache
-from typing import Any
 
 import hcl2
 import pytest
 from infra_ddl import ATHENA, PARAMS, ROOT, parse_table
+from infra_hcl import TERRAFORM, module, policy_documents, resources, unquote, variables
 
 from dmd.generated import REGISTRY
 
-TERRAFORM = ROOT / "generated" / "terraform"
 TYPES = sorted(REGISTRY)
-
-
-def unquote(value: Any) -> Any:
-    """A quoted HCL string literal as its text (python-hcl2 keeps the quotes); other values as they are."""
-    if not isinstance(value, str):
-        return value
-    heredoc = re.fullmatch(r'"<<-?(\w+)\n(.*)\n\s*\1"', value, re.S)
-    if heredoc:
-        return textwrap.dedent(heredoc.group(2))
-    if len(value) >= 2 and value[0] == value[-1] == '"':
-        return json.loads(value)
-    return value
-
-
-def normalize(node: Any) -> Any:
-    """python-hcl2's tree without its quotes around labels, keys and strings, nor its markers."""
-    if isinstance(node, dict):
-        return {unquote(k): normalize(v) for k, v in node.items() if k not in ("__is_block__", "__comments__")}
-    if isinstance(node, list):
-        return [normalize(v) for v in node]
-    return unquote(node)
-
-
-@cache
-def module() -> dict[str, Any]:
-    """Every block of every .tf file, merged the way Terraform reads a module."""
-    merged: dict[str, list[Any]] = {}
-    for path in sorted(TERRAFORM.glob("*.tf")):
-        with path.open() as f:
-            for key, blocks in normalize(hcl2.load(f)).items():
-                merged.setdefault(key, []).extend(blocks)
-    return merged
-
-
-def resources(kind: str) -> dict[str, dict[str, Any]]:
-    out = {}
-    for block in module()["resource"]:
-        for k, named in block.items():
-            if k == kind:
-                out.update(named)
-    return out
-
-
-def variables() -> dict[str, dict[str, Any]]:
-    return {name: body for block in module()["variable"] for name, body in block.items()}
 
 
 def uninterpolate(text: str) -> str:
@@ -131,13 +83,28 @@ def test_event_source_mapping_reports_partial_failures_and_retries_finitely():
     assert esm["maximum_record_age_in_seconds"] == "${var.maximum_record_age_in_seconds}"
     assert esm["destination_config"][0]["on_failure"][0]["destination_arn"] == "${aws_sqs_queue.failures.arn}"
     v = variables()
-    assert (v["batch_size"]["default"], v["parallelization_factor"]["default"]) == (100, 10)
     assert v["maximum_retry_attempts"]["default"] >= 0
     assert 60 <= v["maximum_record_age_in_seconds"]["default"] <= 604800
 
 
+def test_batching_defaults_are_the_ones_docs_batching_chose():
+    """docs/batching.md measures the settings and names its choice; the module defaults to it."""
+    doc = (ROOT / "docs" / "batching.md").read_text()
+    chosen = dict(re.findall(r"^- `(\w+)` = (\d+)", doc.split("## Chosen defaults", 1)[1], re.M))
+    v = variables()
+    names = ("batch_size", "maximum_batching_window_in_seconds", "parallelization_factor")
+    assert {n: int(chosen[n]) for n in names} == {n: v[n]["default"] for n in names}
+    (esm,) = resources("aws_lambda_event_source_mapping").values()
+    assert all(esm[n] == f"${{var.{n}}}" for n in names)
+    # Lambda's ranges, enforced by validation
+    limits = {"batch_size": 10000, "maximum_batching_window_in_seconds": 300, "parallelization_factor": 10}
+    for n, upper in limits.items():
+        condition = v[n]["validation"][0]["condition"]
+        assert f"var.{n} <= {upper}" in condition, n
+
+
 def test_function_runs_the_handler_with_the_runtime_configuration():
-    (fn,) = resources("aws_lambda_function").values()
+    fn = resources("aws_lambda_function")["archiver"]
     assert unquote(fn["handler"]) == "dmd.ingest.handler.handler"
     assert variables()["lambda_runtime"]["default"] in ("python3.11", "python3.12")
     (env,) = fn["environment"]
@@ -150,10 +117,11 @@ def test_function_runs_the_handler_with_the_runtime_configuration():
         "DMD_CODEC",
         "DMD_SOURCE_SYSTEM_ID",
         "DMD_LOG_LEVEL",
+        "DMD_STATE_PREFIX",
     }
     for attr in ("memory_size", "timeout", "filename"):
         assert fn[attr].startswith("${var."), attr
-    (log_group,) = resources("aws_cloudwatch_log_group").values()
+    log_group = resources("aws_cloudwatch_log_group")["archiver"]
     assert log_group["retention_in_days"] == "${var.log_retention_days}"
 
 
@@ -165,15 +133,20 @@ def test_every_variable_has_a_type_and_description_and_outputs_describe_themselv
             assert body.get("description"), name
 
 
-def test_role_writes_only_under_the_data_and_error_prefixes():
-    docs = {name: body for block in module()["data"] for name, body in block.get("aws_iam_policy_document", {}).items()}
+def test_role_writes_only_under_the_data_and_error_prefixes_and_marks_touched_partitions():
+    docs = policy_documents()
     statements = {s.get("sid"): s for s in docs["archiver"]["statement"]}
-    s3 = [s for s in statements.values() if any(a.startswith("s3:") for a in s["actions"])]
-    assert [s["actions"] for s in s3] == [["s3:PutObject"]]
-    assert s3[0]["resources"] == [
+    s3 = {sid: s for sid, s in statements.items() if any(a.startswith("s3:") for a in s["actions"])}
+    # it writes; it never reads, lists or deletes objects
+    assert {sid: s["actions"] for sid, s in s3.items()} == {
+        "WriteArchive": ["s3:PutObject"],
+        "MarkTouched": ["s3:PutObject"],
+    }
+    assert s3["WriteArchive"]["resources"] == [
         "${aws_s3_bucket.archive.arn}/${var.prefix}/*",
         "${aws_s3_bucket.archive.arn}/${var.errors_prefix}/*",
     ]
+    assert s3["MarkTouched"]["resources"] == ["${aws_s3_bucket.archive.arn}/${var.state_prefix}/touched/*"]
     assert statements["ReadStream"]["resources"] == ["${var.kinesis_stream_arn}"]
     assert statements["SendFailures"]["resources"] == ["${aws_sqs_queue.failures.arn}"]
     for s in statements.values():
@@ -188,8 +161,7 @@ def test_bucket_is_private_encrypted_tls_only_and_expires_errors():
     )
     (sse,) = resources("aws_s3_bucket_server_side_encryption_configuration").values()
     assert sse["rule"][0]["apply_server_side_encryption_by_default"][0]["sse_algorithm"] == "aws:kms"
-    docs = {name: body for block in module()["data"] for name, body in block.get("aws_iam_policy_document", {}).items()}
-    (deny,) = docs["archive_bucket"]["statement"]
+    (deny,) = policy_documents()["archive_bucket"]["statement"]
     assert deny["effect"] == "Deny" and deny["condition"][0]["variable"] == "aws:SecureTransport"
     (lifecycle,) = resources("aws_s3_bucket_lifecycle_configuration").values()
     errors = next(r for r in lifecycle["rule"] if r["id"] == "expire-error-documents")
@@ -218,21 +190,25 @@ def test_terraform_fmt_leaves_the_files_unchanged():
 def test_function_environment_matches_the_runtime_configuration():
     from dmd.ingest.config import CODECS, ENVIRONMENT
 
-    (fn,) = resources("aws_lambda_function").values()
+    fn = resources("aws_lambda_function")["archiver"]
     (env,) = fn["environment"]
     # AWS's own endpoint in Lambda; the S3 retry/timeout knobs keep the runtime's defaults
     tuning = {"DMD_S3_ENDPOINT", "DMD_S3_MAX_ATTEMPTS", "DMD_S3_CONNECT_TIMEOUT", "DMD_S3_READ_TIMEOUT"}
-    assert set(env["variables"]) == set(ENVIRONMENT) - tuning
+    # DMD_STATE_PREFIX (where each batch's touched-partitions marker goes) comes with the compactor
+    assert set(env["variables"]) == (set(ENVIRONMENT) | {"DMD_STATE_PREFIX"}) - tuning
     v = variables()
-    for name, variable in [
+    pairs = [
         ("DMD_PREFIX", "prefix"),
         ("DMD_ERRORS_PREFIX", "errors_prefix"),
         ("DMD_FORMAT", "format"),
         ("DMD_CODEC", "codec"),
         ("DMD_SOURCE_SYSTEM_ID", "source_system_id"),
         ("DMD_LOG_LEVEL", "log_level"),
-    ]:
+        ("DMD_STATE_PREFIX", "state_prefix"),
+    ]
+    for name, variable in pairs:
         assert env["variables"][name] == f"${{var.{variable}}}"
-        assert v[variable]["default"] == ENVIRONMENT[name], name
+        if name in ENVIRONMENT:
+            assert v[variable]["default"] == ENVIRONMENT[name], name
     condition = v["codec"]["validation"][0]["condition"]
     assert all(f'"{c}"' in condition for codecs in CODECS.values() for c in codecs)

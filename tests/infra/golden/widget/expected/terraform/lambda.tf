@@ -34,6 +34,7 @@ resource "aws_lambda_function" "archiver" {
       DMD_CODEC            = var.codec
       DMD_SOURCE_SYSTEM_ID = var.source_system_id
       DMD_LOG_LEVEL        = var.log_level
+      DMD_STATE_PREFIX     = var.state_prefix
     }
   }
 

@@ -31,6 +31,21 @@ output "role_arn" {
   value       = aws_iam_role.archiver.arn
 }
 
+output "compactor_function_name" {
+  description = "The compactor Lambda function (runs on compaction_schedule)."
+  value       = aws_lambda_function.compactor.function_name
+}
+
+output "compactor_role_arn" {
+  description = "ARN of the compactor's execution role."
+  value       = aws_iam_role.compactor.arn
+}
+
+output "compactor_failure_queue_url" {
+  description = "SQS dead-letter queue receiving the compactor runs that failed or were dropped."
+  value       = aws_sqs_queue.compactor_failures.url
+}
+
 output "event_source_mapping_uuid" {
   description = "The Kinesis event source mapping."
   value       = aws_lambda_event_source_mapping.kinesis.uuid

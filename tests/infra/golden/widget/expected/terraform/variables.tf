@@ -12,12 +12,39 @@ variable "prefix" {
   type        = string
   default     = "archive"
   description = "Key prefix of the archived records: {prefix}/{format}/{type}/partition_date=YYYY-MM-DD/ (DMD_PREFIX)."
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_.*'()!-]+(/[A-Za-z0-9_.*'()!-]+)*$", var.prefix)) && !contains(split("/", var.prefix), ".") && !contains(split("/", var.prefix), "..")
+    error_message = "prefix must be '/'-separated segments of letters, digits and _.*'()!- (no leading or trailing '/', no '.' or '..' segments)."
+  }
 }
 
 variable "errors_prefix" {
   type        = string
   default     = "errors"
   description = "Key prefix of the error documents (DMD_ERRORS_PREFIX)."
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_.*'()!-]+(/[A-Za-z0-9_.*'()!-]+)*$", var.errors_prefix)) && !contains(split("/", var.errors_prefix), ".") && !contains(split("/", var.errors_prefix), "..")
+    error_message = "errors_prefix must be '/'-separated segments of letters, digits and _.*'()!- (no leading or trailing '/', no '.' or '..' segments)."
+  }
+}
+
+variable "state_prefix" {
+  type        = string
+  default     = "_dmd-state"
+  description = "Key prefix of the compactor's state (DMD_STATE_PREFIX): its journal and leases, and the markers the archiving function leaves under {state_prefix}/touched/ for each batch. Must not overlap prefix or errors_prefix."
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_.*'()!-]+(/[A-Za-z0-9_.*'()!-]+)*$", var.state_prefix)) && !contains(split("/", var.state_prefix), ".") && !contains(split("/", var.state_prefix), "..")
+    error_message = "state_prefix must be '/'-separated segments of letters, digits and _.*'()!- (no leading or trailing '/', no '.' or '..' segments)."
+  }
+}
+
+variable "noncurrent_expiration_days" {
+  type        = number
+  default     = 30
+  description = "Days the bucket keeps the replaced versions of data and state objects (compacted small files, overwritten retries) before deleting them: the window in which a compaction can be undone from object versions."
 }
 
 variable "errors_expiration_days" {
@@ -138,6 +165,69 @@ variable "logs_kms_key_arn" {
   description = "KMS key to encrypt the log group with; null: CloudWatch Logs' own encryption."
 }
 
+# --- compaction -----------------------------------------------------------------------------------
+
+variable "compaction_schedule" {
+  type        = string
+  default     = "rate(1 hour)"
+  description = "When the compactor function runs: an EventBridge rate() or cron() expression."
+
+  validation {
+    condition     = can(regex("^(rate\\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\\)|cron\\(.+\\))$", var.compaction_schedule))
+    error_message = "compaction_schedule must be rate(<n> minute(s)|hour(s)|day(s)) or cron(...)."
+  }
+}
+
+variable "compaction_min_age_seconds" {
+  type        = number
+  default     = 3600
+  description = "Only objects at least this old are merged (DMD_COMPACT_MIN_AGE_SECONDS), so a partition still being written settles first."
+
+  validation {
+    condition     = var.compaction_min_age_seconds >= 0
+    error_message = "compaction_min_age_seconds must not be negative."
+  }
+}
+
+variable "compaction_target_bytes" {
+  type        = number
+  default     = 134217728
+  description = "Size the compactor merges small objects up to (DMD_COMPACT_TARGET_BYTES); objects near it are left alone. 128 MiB."
+
+  validation {
+    condition     = var.compaction_target_bytes >= 1048576
+    error_message = "compaction_target_bytes must be at least 1 MiB."
+  }
+}
+
+variable "compaction_budget_seconds" {
+  type        = number
+  default     = 780
+  description = "The compactor starts no new partition after this many seconds (DMD_COMPACT_BUDGET_SECONDS) and leaves the rest to the next run; keep it at least 60 s under compactor_timeout so the partition in hand can finish."
+
+  validation {
+    condition     = var.compaction_budget_seconds >= 1
+    error_message = "compaction_budget_seconds must be positive."
+  }
+}
+
+variable "compactor_memory_size" {
+  type        = number
+  default     = 1024
+  description = "Memory of the compactor function in MB: twice its 512 MB peak-RSS target (CPU grows with it; 1769 MB is one full vCPU)."
+}
+
+variable "compactor_timeout" {
+  type        = number
+  default     = 900
+  description = "Timeout of one compactor run in seconds (Lambda's maximum, 900)."
+
+  validation {
+    condition     = var.compactor_timeout >= 60 && var.compactor_timeout <= 900
+    error_message = "compactor_timeout must be between 60 and 900 seconds."
+  }
+}
+
 # --- the stream -----------------------------------------------------------------------------------
 
 variable "kinesis_stream_arn" {
@@ -164,14 +254,19 @@ variable "starting_position" {
 
 variable "batch_size" {
   type        = number
-  default     = 100
-  description = "Most records per invocation."
+  default     = 10000
+  description = "Most records per invocation (1-10000). Lambda also closes a batch at its 6 MB payload limit, which binds first here (~3,700 records of ~1.7 KB). Chosen from a measurement: docs/batching.md."
+
+  validation {
+    condition     = var.batch_size >= 1 && var.batch_size <= 10000
+    error_message = "batch_size must be between 1 and 10000."
+  }
 }
 
 variable "parallelization_factor" {
   type        = number
-  default     = 10
-  description = "Concurrent batches per shard (1-10)."
+  default     = 1
+  description = "Concurrent batches per shard (1-10). Each one cuts its own, smaller batches, so more objects per record; raise it only when one invocation per shard falls behind (IteratorAge grows). See docs/batching.md."
 
   validation {
     condition     = var.parallelization_factor >= 1 && var.parallelization_factor <= 10
@@ -181,8 +276,13 @@ variable "parallelization_factor" {
 
 variable "maximum_batching_window_in_seconds" {
   type        = number
-  default     = 5
-  description = "Seconds to gather records before invoking (0-300)."
+  default     = 60
+  description = "Seconds to gather records before invoking (0-300): longer windows write fewer objects and delay records more. See docs/batching.md."
+
+  validation {
+    condition     = var.maximum_batching_window_in_seconds >= 0 && var.maximum_batching_window_in_seconds <= 300
+    error_message = "maximum_batching_window_in_seconds must be between 0 and 300."
+  }
 }
 
 variable "maximum_retry_attempts" {
