@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from dmd.lake.formats import FORMATS, LakeFormat
 
+from .. import deploy
 from ..model import Model, RecordType
 from ..templating import header, render
 from . import athena
@@ -179,6 +180,11 @@ def render_terraform(model: Model) -> dict[str, str]:
         # what the runtime accepts for any format; empty: the format's default
         "codecs": sorted({hcl_string(c) for fmt in FORMATS.values() for c in fmt.codecs}),
         "queries": queries,
+        # the Lambda target `dmd package` builds for by default (generator/deploy.py)
+        "runtimes": [hcl_string(deploy.lambda_runtime(v)) for v in deploy.PYTHON_VERSIONS],
+        "default_runtime": hcl_string(deploy.lambda_runtime(deploy.DEFAULT_PYTHON)),
+        "architectures": [hcl_string(a) for a in deploy.ARCHITECTURES],
+        "default_architecture": hcl_string(deploy.DEFAULT_ARCHITECTURE),
     }
     out = {}
     for name, template in TEMPLATES.items():

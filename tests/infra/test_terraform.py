@@ -212,3 +212,19 @@ def test_function_environment_matches_the_runtime_configuration():
             assert v[variable]["default"] == ENVIRONMENT[name], name
     condition = v["codec"]["validation"][0]["condition"]
     assert all(f'"{c}"' in condition for codecs in CODECS.values() for c in codecs)
+
+
+def test_the_terraform_runtime_defaults_are_the_package_defaults():
+    """One setting drives both: a function created with the module's defaults can import the
+    native libraries of a package built with `dmd package`'s defaults."""
+    import inspect
+
+    from infra_hcl import variables
+
+    from dmd.generator import deploy
+    from dmd.tools.package import build
+
+    defaults = inspect.signature(build).parameters
+    assert variables()["lambda_runtime"]["default"] == deploy.lambda_runtime(defaults["python_version"].default)
+    assert variables()["architecture"]["default"] == defaults["architecture"].default
+    assert sorted(variables()) and deploy.DEFAULT_ARCHITECTURE in deploy.ARCHITECTURES

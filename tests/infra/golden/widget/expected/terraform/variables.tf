@@ -116,22 +116,22 @@ variable "package_path" {
 variable "lambda_runtime" {
   type        = string
   default     = "python3.12"
-  description = "Python runtime of the function."
+  description = "Python runtime of the functions; build the package for it: dmd package --python 3.x (the default matches)."
 
   validation {
-    condition     = contains(["python3.11", "python3.12"], var.lambda_runtime)
-    error_message = "lambda_runtime must be python3.11 or python3.12."
+    condition     = contains(["python3.11", "python3.12", "python3.13"], var.lambda_runtime)
+    error_message = "lambda_runtime must be one of python3.11, python3.12, python3.13."
   }
 }
 
 variable "architecture" {
   type        = string
   default     = "x86_64"
-  description = "Instruction set of the function; must match the wheels in the deployment package."
+  description = "Instruction set of the functions (arm64: Graviton); build the package for it: dmd package --arch (the default matches)."
 
   validation {
     condition     = contains(["x86_64", "arm64"], var.architecture)
-    error_message = "architecture must be x86_64 or arm64."
+    error_message = "architecture must be one of x86_64, arm64."
   }
 }
 
