@@ -262,6 +262,11 @@ def test_no_record_value_in_logs_of_run_and_replay(tmp_path, captured_logs):
     )
     assert "replay finished" in text
     assert_no_marker(text, markers)
+    # the lake health report groups error messages by cause, their quoted values blanked
+    page = tmp_path / "stats.html"
+    stats = runner.invoke(main, ["stats", "--lake", str(lake), "--html", str(page)])
+    assert stats.exit_code == 0 and "error documents:" in stats.output, stats.output
+    assert_no_marker(stats.output + page.read_text(), markers)
     # ...while the error documents do keep them: the error prefix holds PII
     kept = "".join(p.read_text() for p in (lake / "errors").rglob("*.json"))
     assert any(m in kept for m in markers.values)
