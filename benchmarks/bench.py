@@ -3,9 +3,8 @@
     .venv/bin/python benchmarks/bench.py                  # 200,000 records, 3 rounds
     .venv/bin/python benchmarks/bench.py --records 20000  # a quick check
 
-Input: `dmd sample` events (fixed seed) when `dmd.tools.sample` is importable, otherwise a
-small deterministic generator below that builds the same kind of Kinesis records from the
-RecordSpecs. The records are cut into Lambda events of 100 and of 10,000 records.
+Input: `dmd sample` records (fixed seed; the one synthetic-data generator, `dmd.tools.synth`),
+cut into Lambda events of 100 and of 10,000 records.
 
 Ours runs the real `process_batch` (or, for "parse", the real `parse_batch`) on an in-memory
 store. The reference is written the way a competent engineer would first write it: per record
@@ -35,10 +34,9 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from random import Random
 from typing import Any
 
 import orjson
@@ -63,141 +61,20 @@ COLD_IMPORT_TARGET_MS = 300
 
 
 def kinesis_records(n: int, seed: int) -> tuple[list[dict[str, Any]], str]:
-    """n Lambda Kinesis records, the same for the same (n, seed), and where they come from.
+    """n Lambda Kinesis records of `dmd sample`, the same for the same (n, seed), and where
+    they come from. Cached in the temp folder (keyed by the generator's source), since
+    generating 200,000 records takes longer than a benchmark round."""
+    from dmd.tools import malform, sample, synth
 
-    `dmd sample` output is cached in the temp folder (keyed by its source), since generating
-    200,000 records takes longer than a benchmark round."""
-    try:
-        from dmd.tools import sample
-    except ImportError:
-        return _synthetic_records(n, seed), "synthetic (dmd.tools.sample is not installed)"
-    digest = hashlib.sha256(Path(sample.__file__).read_bytes()).hexdigest()[:12]
-    cache = Path(tempfile.gettempdir()) / f"dmd-bench-{n}-{seed}-{digest}.json"
+    digest = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in (sample, synth, malform))).hexdigest()
+    cache = Path(tempfile.gettempdir()) / f"dmd-bench-{n}-{seed}-{digest[:12]}.json"
     if cache.exists():
         return orjson.loads(cache.read_bytes()), f"dmd sample (cached in {cache})"
-    try:
-        records = [r for event in sample.Sampler(n, seed, batch_size=10_000).events() for r in event["Records"]]
-    except (AttributeError, TypeError) as e:  # an API this benchmark does not know
-        return _synthetic_records(n, seed), f"synthetic (dmd.tools.sample.Sampler failed: {e})"
+    records = [r for event in sample.Sampler(n, seed, batch_size=10_000).events() for r in event["Records"]]
     tmp = cache.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_bytes(orjson.dumps(records))
     tmp.replace(cache)
     return records, "dmd sample"
-
-
-def _synthetic_records(n: int, seed: int) -> list[dict[str, Any]]:
-    """Stand-in for `dmd sample`: valid images of every registered type, built from FieldInfo."""
-    from dmd.generated import REGISTRY
-
-    rng = Random(seed)
-    types = sorted(REGISTRY)
-    t0 = datetime(2024, 1, 1, tzinfo=UTC)
-    seq = 49 * 10**54 + rng.randrange(10**52)
-    out = []
-    step = timedelta(days=42) / max(n, 1)  # six weeks of changes, in stream order
-    for i in range(n):
-        spec = REGISTRY[types[rng.randrange(len(types))]]
-        when = t0 + i * step
-        operation = rng.choices(("INSERT", "MODIFY", "REMOVE"), (7, 2, 1))[0]
-        image = _image(spec, rng, when)
-        doc = {
-            "awsRegion": "us-east-1",
-            "eventID": str(uuid.UUID(int=rng.getrandbits(128))),
-            "eventName": operation,
-            "userIdentity": None,
-            "recordFormat": "application/json",
-            "tableName": "demand-capture",
-            "dynamodb": {
-                "ApproximateCreationDateTime": int(when.timestamp() * 1000),
-                "ApproximateCreationDateTimePrecision": "MILLISECOND",
-                "Keys": {"id": image["id"]},
-                ("OldImage" if operation == "REMOVE" else "NewImage"): image,
-                "SizeBytes": 300,
-            },
-            "eventSource": "aws:dynamodb",
-        }
-        seq += 1 + rng.randrange(10**6)
-        out.append(
-            {
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": image["id"]["S"],
-                    "sequenceNumber": str(seq),
-                    "data": base64.b64encode(orjson.dumps(doc)).decode(),
-                    "approximateArrivalTimestamp": when.timestamp() + 0.5,
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": f"shardId-000000000000:{seq}",
-                "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": "arn:aws:iam::123456789012:role/dmd",
-                "awsRegion": "us-east-1",
-                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/demand-capture",
-            }
-        )
-    return out
-
-
-def _image(spec: Any, rng: Random, when: datetime) -> dict[str, Any]:
-    image: dict[str, Any] = {}
-    maps: dict[str, dict[str, Any]] = {"": image}
-    for f in spec.fields:
-        if f.origin != "image":
-            continue
-        parent, _, name = f.path.rpartition(".")
-        if parent not in maps:
-            continue  # an absent optional record
-        if f.optional and f.kind != "record" and rng.random() < 0.2:
-            continue
-        if f.kind == "record":
-            if f.optional and rng.random() < 0.2:
-                continue
-            child: dict[str, Any] = {}
-            maps[f.path] = child
-            maps[parent][name] = {"M": child}
-            continue
-        maps[parent][name] = _value(f, spec.type_name, rng, when)
-    return image
-
-
-def _scalar(kind: str, f: Any, name: str, type_name: str, rng: Random, when: datetime) -> Any:
-    if kind == "string":
-        if name == "type":
-            return type_name
-        if name == "id":
-            return str(uuid.UUID(int=rng.getrandbits(128)))
-        return f"{name}-{rng.randrange(10**6)}"
-    if kind == "enum":
-        return rng.choice(f.symbols)
-    if kind in ("int", "long"):
-        lo = max(f.minimum if f.minimum is not None else 0, 0)
-        hi = min(f.maximum if f.maximum is not None else 10**6, 10**6)
-        return str(rng.randint(lo, hi))
-    if kind == "decimal":
-        whole = rng.randrange(10 ** max(min(f.precision - f.scale, 6), 1))
-        return f"{whole}.{rng.randrange(10**f.scale):0{f.scale}d}" if f.scale else str(whole)
-    if kind == "boolean":
-        return rng.random() < 0.5
-    if kind == "date":
-        return (when + timedelta(days=rng.randrange(60))).date().isoformat()
-    if kind.startswith("timestamp"):
-        t = when - timedelta(minutes=rng.randrange(600))
-        digits = 6 if kind == "timestamp-micros" else 3
-        return t.isoformat(timespec="microseconds" if digits == 6 else "milliseconds").replace("+00:00", "Z")
-    raise ValueError(kind)
-
-
-_TAG = {"int": "N", "long": "N", "decimal": "N", "boolean": "BOOL"}
-
-
-def _value(f: Any, type_name: str, rng: Random, when: datetime) -> dict[str, Any]:
-    name = f.path.rpartition(".")[2]
-    if f.kind == "array":
-        items = [_scalar(f.item_kind, f, name, type_name, rng, when) for _ in range(rng.randrange(4))]
-        if f.wire == "SS":
-            return {"SS": sorted(set(items)) or ["x"]}
-        return {"L": [{_TAG.get(f.item_kind, "S"): v} for v in items]}
-    return {_TAG.get(f.kind, "S"): _scalar(f.kind, f, name, type_name, rng, when)}
 
 
 def events_of(records: list[dict[str, Any]], size: int) -> list[dict[str, Any]]:

@@ -270,19 +270,30 @@ class RunTotals:
     "--bad-kind",
     "bad_kinds",
     multiple=True,
-    help="Only malformed records of this kind (repeatable; default: every kind). See dmd.tools.sample.",
+    help="Only malformed records of this kind (repeatable; default: every kind but 1 MB ones). See dmd.tools.malform.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0.001),
+    default=50.0,
+    show_default=True,
+    help="Changes per second on the table (Poisson arrivals): how much time a batch spans.",
 )
 @click.option("--out", "out", default="-", show_default=True, help="JSON-lines file to write, or - for stdout.")
-def sample(records: int, seed: int, bad_fraction: float, batch_size: int, bad_kinds: tuple[str, ...], out: str) -> None:
+def sample(
+    records: int, seed: int, bad_fraction: float, batch_size: int, bad_kinds: tuple[str, ...], rate: float, out: str
+) -> None:
     """Write realistic Lambda Kinesis events (JSON lines) generated from the schemas: every record
-    type, INSERT/MODIFY/REMOVE, optional fields sometimes absent, over six weeks from 2024-01-01."""
+    type, INSERT/MODIFY/REMOVE, optional fields sometimes absent, changes arriving at --rate per
+    second from 2024-01-01; demand and notifications dated at their arrival, events and sales over
+    dates of their own."""
     from .sample import MALFORMED_KINDS, write_sample
 
     unknown = sorted(set(bad_kinds) - set(MALFORMED_KINDS))
     if unknown:
         raise click.BadParameter(f"{unknown}; known: {', '.join(MALFORMED_KINDS)}", param_hint="--bad-kind")
     with click.open_file(out, "w", encoding="utf-8", atomic=out != "-") as f:
-        stats = write_sample(f, records, seed, bad_fraction, batch_size, kinds=bad_kinds or None)
+        stats = write_sample(f, records, seed, bad_fraction, batch_size, kinds=bad_kinds or None, rate=rate)
     click.echo(f"sample: {stats.summary()} -> {out}", err=True)
 
 

@@ -32,9 +32,9 @@ SCALE = float(os.environ.get("DMD_RELIABILITY_SCALE", "1"))
 TOTALS: Counter[str] = Counter()  # reported at the end of the session (see conftest)
 
 # Huge records are rare (1 MB each); ordinary valid and malformed ones share the rest.
-_COMMON_GOOD = tuple(k for k in GOOD_KINDS if k != "huge_string")
-_COMMON_BAD = tuple(k for k in BAD_KINDS if k != "huge_bad_string")
-KINESIS_KINDS = _COMMON_GOOD * 4 + _COMMON_BAD + ("huge_string", "huge_bad_string")
+_COMMON_GOOD = tuple(k for k in GOOD_KINDS if k != "huge-string")
+_COMMON_BAD = tuple(k for k in BAD_KINDS if k != "huge-bad-string")
+KINESIS_KINDS = _COMMON_GOOD * 4 + _COMMON_BAD + ("huge-string", "huge-bad-string")
 DDB_KINDS = _COMMON_GOOD * 3 + DDB_BAD_KINDS
 PREFIXES = [("archive", "errors"), ("lake/v1", "lake/errors"), ("a.b_c", "err-x")]
 

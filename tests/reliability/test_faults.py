@@ -70,8 +70,8 @@ def seeded(seed: int, key: str, attempt: int) -> float:
 
 def make_batch(seed: int, size: int = 12, bad_rate: float = 0.25) -> list:
     rng = random.Random(seed)
-    kinds = ["valid", "valid_remove", "extra_attributes"]
-    bad = ["invalid_json", "wrong_tag", "missing_required", "bad_timestamp", "bad_base64", "unknown_type"]
+    kinds = ["valid", "valid-remove", "extra-attributes"]
+    bad = ["invalid-json", "wrong-tag", "missing-required", "invalid-timestamp", "invalid-base64", "unknown-type"]
     return [
         kinesis_item(rng.choice(bad) if rng.random() < bad_rate else rng.choice(kinds), rng.choice(TYPES), i, rng)
         for i in range(seed * 1000, seed * 1000 + size)
@@ -300,7 +300,7 @@ def test_an_unreadable_record_whose_error_document_fails_fails_the_whole_batch(s
     """It has no sequence number to report, so the handler raises: Lambda retries the batch."""
     handler = load_handler(monkeypatch, fault_proxy.url, DMD_S3_MAX_ATTEMPTS="1")
     items = make_batch(6, size=4, bad_rate=0)
-    unreadable = kinesis_item("missing_sequence_number", "demand", 99, random.Random(1))
+    unreadable = kinesis_item("missing-sequence-number", "demand", 99, random.Random(1))
     fault_proxy.plan = PutPlan(lambda key, attempt: "error500" if key.startswith("errors/") else None)
     with pytest.raises(handler.UnreportableFailure):
         handler.handler({"Records": [i.record for i in [*items, unreadable]]}, None)

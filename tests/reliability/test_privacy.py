@@ -31,6 +31,7 @@ from dmd.ingest.envelope import decode_event
 from dmd.ingest.pipeline import process_batch
 from dmd.support.records import REDACTED
 from dmd.tools.cli import main
+from dmd.tools.malform import put
 
 MARK = "pii_marker_"  # "_" never occurs in base64 or hex (request ids, signatures)
 
@@ -79,7 +80,7 @@ def full_remove(type_name: str, markers: Markers) -> dict:
     from batchgen import valid_image
 
     change = change_record(type_name, random.Random(3), "REMOVE")
-    change["dynamodb"]["OldImage"] = image = valid_image(type_name, random.Random(4), optional_rate=1.0)
+    change["dynamodb"]["OldImage"] = image = valid_image(type_name, random.Random(4), all_present=True)
     _strings(image, markers, type_name)
     return change
 
@@ -105,11 +106,7 @@ def bad_changes(markers: Markers) -> list[dict]:
             enum = next(f for f in image_fields(type_name) if f.kind == "enum")
             image[enum.path] = {"S": markers.new("enum")}
         ts = next(f for f in image_fields(type_name) if f.kind.startswith("timestamp"))
-        *parents, name = ts.path.split(".")
-        container = image
-        for p in parents:
-            container = container.setdefault(p, {"M": {}})["M"]
-        container[name] = {"S": markers.new("ts")}
+        put(image, ts.path, {"S": markers.new("ts")})
         out.append(change)
     unknown = change_record("demand", rng)
     image_of(unknown)["type"] = {"S": markers.new("type")}

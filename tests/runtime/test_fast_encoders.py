@@ -23,11 +23,10 @@ from dmd.support import avrowire
 
 
 @pytest.fixture(scope="module")
-def records(project_root):
-    spec = importlib.util.spec_from_file_location("dmd_bench", project_root / "benchmarks" / "bench.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    event = {"Records": bench._synthetic_records(600, seed=11)}
+def records():
+    from dmd.tools.sample import sample
+
+    event = {"Records": [r for e in sample(600, seed=11, batch_size=600)[0] for r in e["Records"]]}
     groups, errors = parse_batch(decode_event(event), registry=REGISTRY, settings=Settings())
     assert not errors
     by_type: dict[str, list] = {}
@@ -150,7 +149,7 @@ def test_a_group_the_encoder_rejects_costs_only_its_bad_records():
     from dmd.ingest.pipeline import _encode_type
     from dmd.tools.sample import sample
 
-    events, _ = sample(records=300, seed=2)
+    events, _ = sample(records=300, seed=2, rate=0.0005)  # a slow table: demand over several days
     settings = Settings(format="parquet")
     groups, _ = parse_batch([s for e in events for s in decode_event(e)], registry=REGISTRY, settings=settings)
     demand = [items for (t, _), items in groups.items() if t == "demand"][:3]
