@@ -12,10 +12,11 @@ import json
 from dataclasses import dataclass
 
 from dmd.lake.formats import FORMATS, LakeFormat
+from dmd.lake.metrics import DEFAULT_NAMESPACE
 
 from ..model import Model, RecordType
 from ..templating import header, render
-from . import athena
+from . import athena, monitoring
 from .catalog import PARTITION_KEY, PARTITION_TYPE, avro_literal, columns, location, projection
 
 TEMPLATES = {
@@ -27,6 +28,7 @@ TEMPLATES = {
     "iam.tf": "terraform/iam.tf.j2",
     "athena.tf": "terraform/athena.tf.j2",
     "outputs.tf": "terraform/outputs.tf.j2",
+    "monitoring.tf": "terraform/monitoring.tf.j2",
 }
 # Templates a file also depends on, for its do-not-edit hash.
 ALSO_FROM = {"athena.tf": (athena.CURRENT_BODY, athena.ALL_RECORDS_BODY)}
@@ -44,6 +46,7 @@ ENVIRONMENT = (
     ("DMD_CODEC", "var.codec"),
     ("DMD_SOURCE_SYSTEM_ID", "var.source_system_id"),
     ("DMD_LOG_LEVEL", "var.log_level"),
+    ("DMD_METRICS_NAMESPACE", "var.metrics_namespace"),
 )
 HANDLER = "dmd.ingest.handler.handler"
 # DynamoDB's stream record: the image that holds the item of an event, by event name.
@@ -143,6 +146,23 @@ def named_queries(model: Model) -> list[tuple[str, str, str, str]]:
     return out
 
 
+def alarm_context(alarm: monitoring.Alarm) -> dict[str, object]:
+    return {
+        "resource": alarm.resource,
+        "suffix": alarm.resource.replace("_", "-"),
+        "description": hcl_string(alarm.description),
+        "namespace": alarm.namespace,
+        "metric": hcl_string(alarm.metric),
+        "statistic": hcl_string(alarm.statistic),
+        "period": alarm.period,
+        "evaluation_periods": alarm.evaluation_periods,
+        "variable": alarm.variable,
+        "default": alarm.default,
+        "variable_description": hcl_string(alarm.variable_description),
+        "dimensions": aligned(alarm.dimensions),
+    }
+
+
 def render_terraform(model: Model) -> dict[str, str]:
     tables = [glue_table(rt, fmt) for rt in model.types for fmt in FORMATS.values()]
     queries = named_queries(model)
@@ -159,6 +179,9 @@ def render_terraform(model: Model) -> dict[str, str]:
         # what the runtime accepts for any format; empty: the format's default
         "codecs": sorted({hcl_string(c) for fmt in FORMATS.values() for c in fmt.codecs}),
         "queries": queries,
+        "default_namespace": hcl_string(DEFAULT_NAMESPACE),
+        "alarms": [alarm_context(a) for a in monitoring.ALARMS],
+        "dashboard": monitoring.dashboard_heredoc(model),
     }
     out = {}
     for name, template in TEMPLATES.items():

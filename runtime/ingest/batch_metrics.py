@@ -11,13 +11,23 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 
-from dmd.lake.metrics import Metric
+from dmd.lake.metrics import (
+    BATCH_DURATION,
+    BYTES_WRITTEN,
+    ERROR_DOCUMENTS,
+    ERROR_RECORDS,
+    FRESHNESS,
+    FUNCTION,
+    OBJECTS_WRITTEN,
+    RECORD_TYPE,
+    RECORDS_ARCHIVED,
+    RECORDS_IN,
+    RETRY_RECORDS,
+    UNKNOWN_TYPE,
+    Metric,
+)
 
 from .pipeline import BatchResult
-
-FUNCTION = "Function"  # dimension: the Lambda function's name
-RECORD_TYPE = "RecordType"  # dimension: a registered record type, or UNKNOWN_TYPE
-UNKNOWN_TYPE = "(unknown)"  # not a possible type name: the metaschema allows no parentheses
 
 Dimensions = dict[str, str]
 
@@ -47,27 +57,27 @@ def batch_metrics(
         return round(max((now - when).total_seconds(), 0.0), 3)
 
     batch = {
-        "RecordsIn": Metric(result.records_in),
-        "RecordsArchived": Metric(sum(archived.values())),
-        "ErrorRecords": Metric(sum(errors.values())),
-        "ErrorDocuments": Metric(len(result.errors)),
-        "RetryRecords": Metric(sum(retry.values())),
-        "ObjectsWritten": Metric(sum(objects.values())),
-        "BytesWritten": Metric(sum(size.values()), "Bytes"),
-        "BatchDuration": Metric(round(duration_ms, 1), "Milliseconds"),
+        RECORDS_IN: Metric(result.records_in),
+        RECORDS_ARCHIVED: Metric(sum(archived.values())),
+        ERROR_RECORDS: Metric(sum(errors.values())),
+        ERROR_DOCUMENTS: Metric(len(result.errors)),
+        RETRY_RECORDS: Metric(sum(retry.values())),
+        OBJECTS_WRITTEN: Metric(sum(objects.values())),
+        BYTES_WRITTEN: Metric(sum(size.values()), "Bytes"),
+        BATCH_DURATION: Metric(round(duration_ms, 1), "Milliseconds"),
     }
     if oldest:
-        batch["Freshness"] = Metric(age(min(oldest.values())), "Seconds")
+        batch[FRESHNESS] = Metric(age(min(oldest.values())), "Seconds")
     lines = [({FUNCTION: function}, batch)]
     for type_name in sorted(archived.keys() | errors.keys() | retry.keys()):
         per_type = {
-            "RecordsArchived": Metric(archived[type_name]),
-            "ErrorRecords": Metric(errors[type_name]),
-            "RetryRecords": Metric(retry[type_name]),
-            "ObjectsWritten": Metric(objects[type_name]),
-            "BytesWritten": Metric(size[type_name], "Bytes"),
+            RECORDS_ARCHIVED: Metric(archived[type_name]),
+            ERROR_RECORDS: Metric(errors[type_name]),
+            RETRY_RECORDS: Metric(retry[type_name]),
+            OBJECTS_WRITTEN: Metric(objects[type_name]),
+            BYTES_WRITTEN: Metric(size[type_name], "Bytes"),
         }
         if type_name in oldest:
-            per_type["Freshness"] = Metric(age(oldest[type_name]), "Seconds")
+            per_type[FRESHNESS] = Metric(age(oldest[type_name]), "Seconds")
         lines.append(({FUNCTION: function, RECORD_TYPE: type_name}, per_type))
     return lines

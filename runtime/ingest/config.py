@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from dmd.lake import layout
 from dmd.lake.formats import DEFAULT_FORMAT, FORMATS
+from dmd.lake.metrics import DEFAULT_NAMESPACE
 from dmd.lake.storage import S3Policy, bucket_problem, endpoint_problem
 
 CODECS: dict[str, tuple[str, ...]] = {f.name: f.codecs for f in FORMATS.values()}  # first = default
@@ -29,7 +30,7 @@ ENVIRONMENT: dict[str, str | None] = {
     "DMD_SOURCE_SYSTEM_ID": "demand-capture",
     "DMD_S3_ENDPOINT": "",  # empty: AWS's endpoint
     "DMD_LOG_LEVEL": "INFO",
-    "DMD_METRICS_NAMESPACE": "dmd-pipeline",  # CloudWatch namespace of the EMF metrics
+    "DMD_METRICS_NAMESPACE": DEFAULT_NAMESPACE,  # CloudWatch namespace of the EMF metrics
     # S3 requests: attempts in total (standard retry mode) and timeouts in seconds
     "DMD_S3_MAX_ATTEMPTS": "4",
     "DMD_S3_CONNECT_TIMEOUT": "5",
@@ -92,7 +93,7 @@ class LambdaConfig:
     endpoint_url: str | None
     log_level: str
     s3_policy: S3Policy = field(default_factory=S3Policy)
-    metrics_namespace: str = "dmd-pipeline"
+    metrics_namespace: str = DEFAULT_NAMESPACE
 
 
 def from_environment(environ: Mapping[str, str]) -> LambdaConfig:

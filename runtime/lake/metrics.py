@@ -67,6 +67,23 @@ MAX_VALUES = 100  # per metric given as a list of values
 MAX_NAME = 255  # namespace, dimension and metric names
 
 
+# --- the archiving function's metrics: written by dmd.ingest.batch_metrics, read by the generated
+# alarms and dashboard (generator/targets/terraform.py); docs/operations.md describes each.
+DEFAULT_NAMESPACE = "dmd-pipeline"
+FUNCTION = "Function"  # dimension: the Lambda function's name
+RECORD_TYPE = "RecordType"  # dimension: a registered record type, or UNKNOWN_TYPE
+UNKNOWN_TYPE = "(unknown)"  # never a type name: the metaschema allows [a-z0-9_] only
+RECORDS_IN = "RecordsIn"
+RECORDS_ARCHIVED = "RecordsArchived"
+ERROR_RECORDS = "ErrorRecords"
+ERROR_DOCUMENTS = "ErrorDocuments"
+RETRY_RECORDS = "RetryRecords"
+OBJECTS_WRITTEN = "ObjectsWritten"
+BYTES_WRITTEN = "BytesWritten"
+BATCH_DURATION = "BatchDuration"
+FRESHNESS = "Freshness"  # seconds from the oldest archived record's change time to its archiving
+
+
 class MetricError(ValueError):
     """A metric line the specification would reject (or CloudWatch would drop silently)."""
 
