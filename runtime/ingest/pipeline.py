@@ -271,8 +271,8 @@ def _process_batch(
         occurrences[key] += 1
         if occurrences[key] > 1:
             key = error_key(settings, error.sources, occurrences[key])
-        doc = error_document(error, now)
-        puts.append(_Put(key, doc, "application/json", error.sources, error_type=_error_type(error, registry)))
+        error_type = _error_type(error, registry)
+        puts.append(_Put(key, error_document(error, now), "application/json", error.sources, error_type=error_type))
 
     # Puts to S3 wait on the network: run them in parallel. A store that answers at once says
     # so (`max_parallel_puts = 1`), and skips the thread hand-offs.
