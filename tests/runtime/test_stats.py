@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from dmd.lake import layout
 from dmd.lake.errordoc import ErrorDocument
-from dmd.lake.storage import LocalStorage
+from dmd.lake.storage import LocalStorage, open_storage
 from dmd.tools.cli import main
 from dmd.tools.stats import cause_of, collect, rows_in
 
@@ -211,3 +211,17 @@ def test_html_report_renders_in_chromium_with_the_lakes_numbers(tmp_path):
     assert int(cells.ids["error-records"]["data-value"]) == expected.error_records
     assert int(cells.ids["replayed"]["data-value"]) == expected.replayed
     assert cells.ids["oldest-unreplayed"]["data-value"] == expected.oldest_unreplayed
+
+
+def test_stats_of_an_s3_lake_equal_those_of_the_same_local_lake(s3, moto_server, tmp_path):
+    local = build_lake(tmp_path, "avro")
+    for path in sorted(p for p in local.rglob("*") if p.is_file()):  # the same objects, in a bucket
+        s3.put_object(Bucket="dmd-test", Key=path.relative_to(local).as_posix(), Body=path.read_bytes())
+    here = collect(LocalStorage(local), "local")
+    result = CliRunner().invoke(main, ["stats", "--lake", "s3://dmd-test", "--s3-endpoint", moto_server.url])
+    assert result.exit_code == 0, result.output
+    there = collect(open_storage("s3://dmd-test", moto_server.url), "s3://dmd-test", now=here.now)
+    assert there.days == here.days
+    assert (there.causes, there.oldest_unreplayed) == (here.causes, here.oldest_unreplayed)
+    assert (there.error_documents, there.replayed_documents) == (here.error_documents, here.replayed_documents)
+    assert sum(d.rows for d in here.days) > 0
