@@ -10,7 +10,7 @@ from pathlib import Path
 
 import jinja2
 
-from dmd.lake import formats, layout
+from dmd.lake import formats, layout, metrics
 from dmd.support import records
 
 from .model import RecordType
@@ -45,7 +45,7 @@ def tree_sha256(root: Path) -> str:
     return h.hexdigest()
 
 
-RUNTIME_MODULES = (layout, formats, records)
+RUNTIME_MODULES = (layout, formats, metrics, records)
 
 
 def source_hash(types: Iterable[RecordType], templates: Iterable[str]) -> str:
@@ -60,7 +60,7 @@ def source_hash(types: Iterable[RecordType], templates: Iterable[str]) -> str:
     for name in templates:
         h.update(name.encode() + b"\0" + template_bytes(name) + b"\0")
     h.update(b"generator\0" + tree_sha256(GENERATOR_ROOT).encode())
-    for module in RUNTIME_MODULES:  # the runtime's facts the targets render: key layout, formats, kinds
+    for module in RUNTIME_MODULES:  # the runtime's facts the targets render: key layout, formats, metric names, kinds
         h.update(module.__name__.encode() + b"\0" + Path(module.__file__).read_bytes() + b"\0")
     return h.hexdigest()
 

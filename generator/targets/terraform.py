@@ -12,11 +12,12 @@ import json
 from dataclasses import dataclass
 
 from dmd.lake.formats import FORMATS, LakeFormat
+from dmd.lake.metrics import DEFAULT_NAMESPACE
 
 from .. import deploy
 from ..model import Model, RecordType
 from ..templating import header, render
-from . import athena
+from . import athena, monitoring
 from .catalog import PARTITION_KEY, PARTITION_TYPE, avro_literal, columns, location, projection
 
 TEMPLATES = {
@@ -29,6 +30,7 @@ TEMPLATES = {
     "compactor.tf": "terraform/compactor.tf.j2",
     "athena.tf": "terraform/athena.tf.j2",
     "outputs.tf": "terraform/outputs.tf.j2",
+    "monitoring.tf": "terraform/monitoring.tf.j2",
 }
 # Templates a file also depends on, for its do-not-edit hash.
 ALSO_FROM = {"athena.tf": (athena.CURRENT_BODY, athena.ALL_RECORDS_BODY)}
@@ -47,6 +49,7 @@ ENVIRONMENT = (
     ("DMD_SOURCE_SYSTEM_ID", "var.source_system_id"),
     ("DMD_LOG_LEVEL", "var.log_level"),
     ("DMD_STATE_PREFIX", "var.state_prefix"),  # where it leaves one "touched partitions" marker per batch
+    ("DMD_METRICS_NAMESPACE", "var.metrics_namespace"),
 )
 HANDLER = "dmd.ingest.handler.handler"
 # The compactor's configuration (dmd.lake.compact_handler), as Terraform sets it on its function.
@@ -160,6 +163,23 @@ def named_queries(model: Model) -> list[tuple[str, str, str, str]]:
     return out
 
 
+def alarm_context(alarm: monitoring.Alarm) -> dict[str, object]:
+    return {
+        "resource": alarm.resource,
+        "suffix": alarm.resource.replace("_", "-"),
+        "description": hcl_string(alarm.description),
+        "namespace": alarm.namespace,
+        "metric": hcl_string(alarm.metric),
+        "statistic": hcl_string(alarm.statistic),
+        "period": alarm.period,
+        "evaluation_periods": alarm.evaluation_periods,
+        "variable": alarm.variable,
+        "default": alarm.default,
+        "variable_description": hcl_string(alarm.variable_description),
+        "dimensions": aligned(alarm.dimensions),
+    }
+
+
 def render_terraform(model: Model) -> dict[str, str]:
     tables = [glue_table(rt, fmt) for rt in model.types for fmt in FORMATS.values()]
     queries = named_queries(model)
@@ -185,6 +205,9 @@ def render_terraform(model: Model) -> dict[str, str]:
         "default_runtime": hcl_string(deploy.lambda_runtime(deploy.DEFAULT_PYTHON)),
         "architectures": [hcl_string(a) for a in deploy.ARCHITECTURES],
         "default_architecture": hcl_string(deploy.DEFAULT_ARCHITECTURE),
+        "default_namespace": hcl_string(DEFAULT_NAMESPACE),
+        "alarms": [alarm_context(a) for a in monitoring.ALARMS],
+        "dashboard": monitoring.dashboard_heredoc(model),
     }
     out = {}
     for name, template in TEMPLATES.items():

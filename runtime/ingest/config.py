@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 
 from dmd.lake import layout
 from dmd.lake.formats import DEFAULT_FORMAT, FORMATS
+from dmd.lake.metrics import DEFAULT_NAMESPACE
 from dmd.lake.storage import S3Policy, bucket_problem, endpoint_problem
 
 CODECS: dict[str, tuple[str, ...]] = {f.name: f.codecs for f in FORMATS.values()}  # first = default
 # S3 "safe characters" only, segments separated by single slashes: no "..", no leading "/".
 _PREFIX = re.compile(r"[A-Za-z0-9_.*'()!-]+(/[A-Za-z0-9_.*'()!-]+)*\Z")
+_NAMESPACE = re.compile(r"[A-Za-z0-9.\-_/#:]{1,255}\Z")  # CloudWatch's namespace characters
 
 # Environment variables of the Lambda handler, with their defaults (None = required).
 ENVIRONMENT: dict[str, str | None] = {
@@ -28,6 +30,7 @@ ENVIRONMENT: dict[str, str | None] = {
     "DMD_SOURCE_SYSTEM_ID": "demand-capture",
     "DMD_S3_ENDPOINT": "",  # empty: AWS's endpoint
     "DMD_LOG_LEVEL": "INFO",
+    "DMD_METRICS_NAMESPACE": DEFAULT_NAMESPACE,  # CloudWatch namespace of the EMF metrics
     # S3 requests: attempts in total (standard retry mode) and timeouts in seconds
     "DMD_S3_MAX_ATTEMPTS": "4",
     "DMD_S3_CONNECT_TIMEOUT": "5",
@@ -90,6 +93,7 @@ class LambdaConfig:
     endpoint_url: str | None
     log_level: str
     s3_policy: S3Policy = field(default_factory=S3Policy)
+    metrics_namespace: str = DEFAULT_NAMESPACE
 
 
 def from_environment(environ: Mapping[str, str]) -> LambdaConfig:
@@ -106,6 +110,9 @@ def from_environment(environ: Mapping[str, str]) -> LambdaConfig:
     if endpoint and (problem := endpoint_problem(endpoint)):
         problems.append(f"DMD_S3_ENDPOINT {endpoint!r}: {problem}")
     policy = _s3_policy(values, problems)
+    namespace = values["DMD_METRICS_NAMESPACE"]
+    if not _NAMESPACE.match(namespace):
+        problems.append(f"DMD_METRICS_NAMESPACE {namespace!r} must be 1 to 255 of letters, digits and .-_/#:")
     settings = None
     try:
         settings = Settings(
@@ -119,7 +126,7 @@ def from_environment(environ: Mapping[str, str]) -> LambdaConfig:
         problems.append(str(e))
     if problems or settings is None:
         raise ConfigError("invalid configuration: " + "; ".join(problems))
-    return LambdaConfig(settings, values["DMD_BUCKET"], endpoint, values["DMD_LOG_LEVEL"].upper(), policy)
+    return LambdaConfig(settings, values["DMD_BUCKET"], endpoint, values["DMD_LOG_LEVEL"].upper(), policy, namespace)
 
 
 def _s3_policy(values: Mapping[str, str], problems: list[str]) -> S3Policy:

@@ -14,15 +14,18 @@ import os
 import platform
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import boto3  # noqa: F401  # at init, like any Lambda; the S3 client itself is made on the first put
 
 from dmd.generated import REGISTRY
+from dmd.lake import metrics
 from dmd.lake.storage import S3Storage
 
 from . import logs
+from .batch_metrics import batch_metrics
 from .config import from_environment
 from .envelope import decode_event
 from .pipeline import gc_paused, process_batch, summary
@@ -54,6 +57,7 @@ check_target()
 CONFIG = from_environment(os.environ)
 logs.configure(CONFIG.log_level)
 STORAGE = S3Storage(CONFIG.bucket, endpoint_url=CONFIG.endpoint_url, policy=CONFIG.s3_policy)
+FUNCTION_NAME = os.environ.get("AWS_LAMBDA_FUNCTION_NAME") or "local"  # the metrics' Function dimension
 
 
 class UnreportableFailure(RuntimeError):
@@ -66,7 +70,9 @@ def handler(event: Any, context: Any = None) -> dict[str, list[dict[str, str]]]:
         sources = decode_event(event)
         result = process_batch(sources, registry=REGISTRY, settings=CONFIG.settings, storage=STORAGE)
     failures = result.failed_sequence_numbers()
-    fields = summary(result) | {"duration_ms": round((time.perf_counter() - started) * 1000, 1)}
+    duration_ms = (time.perf_counter() - started) * 1000
+    emit_metrics(result, duration_ms)
+    fields = summary(result) | {"duration_ms": round(duration_ms, 1)}
     logs.event(
         "batch archived" if not failures else "batch partly failed",
         logging.INFO if not failures else logging.ERROR,
@@ -75,3 +81,14 @@ def handler(event: Any, context: Any = None) -> dict[str, list[dict[str, str]]]:
     if "" in failures:
         raise UnreportableFailure("a record without a sequence number could not be stored; retrying the batch")
     return {"batchItemFailures": [{"itemIdentifier": seq} for seq in failures]}
+
+
+def emit_metrics(result: Any, duration_ms: float) -> None:
+    """The batch's EMF lines on stdout. The batch is stored by now: a fault here must not fail
+    it (Lambda would retry records already archived), so it is logged instead."""
+    try:
+        now = datetime.now(UTC)
+        for dimensions, values in batch_metrics(result, FUNCTION_NAME, duration_ms, now):
+            metrics.emit(CONFIG.metrics_namespace, dimensions, values, timestamp=now)
+    except Exception as e:
+        logs.event("metrics not emitted", logging.WARNING, error=type(e).__name__)

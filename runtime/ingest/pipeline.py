@@ -9,11 +9,12 @@ from __future__ import annotations
 import gc
 import hashlib
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cache
+from operator import attrgetter
 from typing import Any
 
 from dmd.lake import layout
@@ -37,6 +38,9 @@ class Delivered:
     type_name: str = ""  # "" for an error document
     partition_date: date | None = None
     sources: tuple[StreamRecord, ...] = ()  # the records it holds (replay moves their documents)
+    size: int = 0  # bytes written
+    oldest_change: datetime | None = None  # change time of its first record in stream order (metrics)
+    error_type: str = ""  # an error document's record type, when the error names a registered one
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +50,7 @@ class Failed:
     sources: tuple[StreamRecord, ...]
     cause: str = ""  # the AWS error code or OS error, in a few words
     permanent: bool = False  # no retry can help until the configuration or the lake changes
+    type_name: str = ""  # the record type of a data container or an error document, if known
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,8 @@ class _Put:
     sources: tuple[StreamRecord, ...]
     type_name: str = ""
     partition_date: date | None = None
+    oldest_change: datetime | None = None
+    error_type: str = ""
 
 
 def _arrived(s: StreamRecord) -> float:
@@ -264,14 +271,17 @@ def _process_batch(
             if body is not None:
                 group_sources = tuple(p.source for p in good)
                 key = data_key(settings, type_name, day, group_sources)
-                puts.append(_Put(key, body, content_type, group_sources, type_name, day))
+                oldest = _change_time_of(good[0].spec)  # stream order: a shard's first is its oldest
+                changed = oldest(good[0].record) if oldest is not None else None
+                puts.append(_Put(key, body, content_type, group_sources, type_name, day, changed))
     occurrences: Counter[str] = Counter()
     for error in errors:
         key = error_key(settings, error.sources)
         occurrences[key] += 1
         if occurrences[key] > 1:
             key = error_key(settings, error.sources, occurrences[key])
-        puts.append(_Put(key, error_document(error, now), "application/json", error.sources))
+        error_type = _error_type(error, registry)
+        puts.append(_Put(key, error_document(error, now), "application/json", error.sources, error_type=error_type))
 
     # Puts to S3 wait on the network: run them in parallel. A store that answers at once says
     # so (`max_parallel_puts = 1`), and skips the thread hand-offs.
@@ -291,8 +301,34 @@ def _deliver(storage: Storage, put: _Put) -> Delivered | Failed:
     try:
         location = storage.put(put.key, put.body, put.content_type)
     except StorageError as e:
-        return Failed(put.key, str(e), put.sources, e.cause, e.permanent)
-    return Delivered(put.key, location, len(put.sources), put.type_name, put.partition_date, put.sources)
+        return Failed(put.key, str(e), put.sources, e.cause, e.permanent, put.type_name or put.error_type)
+    return Delivered(
+        put.key,
+        location,
+        len(put.sources),
+        put.type_name,
+        put.partition_date,
+        put.sources,
+        len(put.body),
+        put.oldest_change,
+        put.error_type,
+    )
+
+
+@cache
+def _change_time_of(spec: RecordSpec) -> Callable[[Any], datetime] | None:
+    """A getter of the record's change time (the field the schema adds as `cdc.change-time`)."""
+    path = next((f.path for f in spec.fields if f.origin == "cdc.change-time"), None)
+    return attrgetter(path) if path else None
+
+
+def _error_type(error: ArchiveError, registry: Mapping[str, RecordSpec]) -> str:
+    """The registered record type an error's message names, or "" (for metrics per type: only a
+    registered type's name, never a value from the record)."""
+    for type_name in registry:
+        if error.message.startswith((f"invalid {type_name} record in ", f"{type_name}: cannot encode as ")):
+            return type_name
+    return ""
 
 
 def summary(result: BatchResult) -> dict[str, Any]:

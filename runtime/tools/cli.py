@@ -374,6 +374,48 @@ def replay(source: str, lake: Lake) -> None:
 # --- end replay (reliability) -----------------------------------------------------------------------
 
 
+# --- stats (issue 14) ----------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--lake", required=True, help="Local directory, or s3://bucket[/base].")
+@click.option("--prefix", default="archive", show_default=True, help="Key prefix of data containers.")
+@click.option("--errors-prefix", default="errors", show_default=True, help="Key prefix of error documents.")
+@click.option("--s3-endpoint", envvar="DMD_S3_ENDPOINT", default=None, help="S3 endpoint URL (e.g. a local server).")
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Also write the report as a self-contained HTML page with charts.",
+)
+def stats(lake: str, prefix: str, errors_prefix: str, s3_endpoint: str | None, html_file: Path | None) -> None:
+    """A health report of the lake: per type and partition day rows, objects, bytes and rows per
+    object; error documents by cause and the oldest not replayed; freshness."""
+    from dmd.lake.storage import open_storage
+
+    from .stats import collect, text
+
+    if not lake.startswith("s3://") and not Path(lake).is_dir():
+        raise click.UsageError(f"{lake}: no such folder")
+    try:
+        storage = open_storage(lake, s3_endpoint)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    report = collect(storage, lake, prefix, errors_prefix)
+    click.echo(text(report))
+    if html_file is not None:
+        from .stats_html import render
+
+        html_file.write_text(render(report), encoding="utf-8")
+        click.echo(f"\nHTML report: {html_file}")
+    if report.unreadable:
+        sys.exit(1)
+
+
+# --- end stats ---------------------------------------------------------------------------------------
+
+
 # --- package (issue 6) -------------------------------------------------------------------------------
 # Lambda's limits for a zip package: 50 MB zipped (direct upload), 250 MB unzipped.
 PACKAGE_LIMITS = {"zipped": 50 * 2**20, "unzipped": 250 * 2**20}

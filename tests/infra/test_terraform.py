@@ -118,6 +118,7 @@ def test_function_runs_the_handler_with_the_runtime_configuration():
         "DMD_SOURCE_SYSTEM_ID",
         "DMD_LOG_LEVEL",
         "DMD_STATE_PREFIX",
+        "DMD_METRICS_NAMESPACE",
     }
     for attr in ("memory_size", "timeout", "filename"):
         assert fn[attr].startswith("${var."), attr

@@ -218,7 +218,7 @@ def assert_no_marker(text: str, markers: Markers) -> None:
 
 
 @pytest.mark.parametrize("codec", ["null", "deflate"])
-def test_no_record_value_in_logs_of_the_handler(s3, fault_proxy, monkeypatch, captured_logs, codec):
+def test_no_record_value_in_logs_of_the_handler(s3, fault_proxy, monkeypatch, captured_logs, capsys, codec):
     handler = load_handler(monkeypatch, fault_proxy.url, DMD_FORMAT="avro", DMD_CODEC=codec, DMD_S3_MAX_ATTEMPTS="2")
     logs.configure("DEBUG", captured_logs)
     markers = Markers()
@@ -234,6 +234,13 @@ def test_no_record_value_in_logs_of_the_handler(s3, fault_proxy, monkeypatch, ca
     text = captured_logs.getvalue()
     assert '"batch partly failed"' in text and "botocore" in text
     assert_no_marker(text, markers)
+    # the metric lines (CloudWatch EMF on stdout): dimensions name the function and record types only
+    metric_lines = [json.loads(t) for t in capsys.readouterr().out.splitlines() if '"_aws"' in t]
+    assert len(metric_lines) >= 3, "no metric lines captured"
+    assert_no_marker("\n".join(json.dumps(m) for m in metric_lines), markers)
+    for m in metric_lines:
+        for dimension_set in m["_aws"]["CloudWatchMetrics"][0]["Dimensions"]:
+            assert {m[d] for d in dimension_set if d != "Function"} <= set(REGISTRY) | {"(unknown)"}
 
 
 def test_no_record_value_in_logs_of_run_and_replay(tmp_path, captured_logs):
@@ -252,6 +259,11 @@ def test_no_record_value_in_logs_of_run_and_replay(tmp_path, captured_logs):
     )
     assert "replay finished" in text
     assert_no_marker(text, markers)
+    # the lake health report groups error messages by cause, their quoted values blanked
+    page = tmp_path / "stats.html"
+    stats = runner.invoke(main, ["stats", "--lake", str(lake), "--html", str(page)])
+    assert stats.exit_code == 0 and "error documents:" in stats.output, stats.output
+    assert_no_marker(stats.output + page.read_text(), markers)
     # ...while the error documents do keep them: the error prefix holds PII
     kept = "".join(p.read_text() for p in (lake / "errors").rglob("*.json"))
     assert any(m in kept for m in markers.values)

@@ -27,14 +27,15 @@ resource "aws_lambda_function" "archiver" {
 
   environment {
     variables = {
-      DMD_BUCKET           = aws_s3_bucket.archive.bucket
-      DMD_PREFIX           = var.prefix
-      DMD_ERRORS_PREFIX    = var.errors_prefix
-      DMD_FORMAT           = var.format
-      DMD_CODEC            = var.codec
-      DMD_SOURCE_SYSTEM_ID = var.source_system_id
-      DMD_LOG_LEVEL        = var.log_level
-      DMD_STATE_PREFIX     = var.state_prefix
+      DMD_BUCKET            = aws_s3_bucket.archive.bucket
+      DMD_PREFIX            = var.prefix
+      DMD_ERRORS_PREFIX     = var.errors_prefix
+      DMD_FORMAT            = var.format
+      DMD_CODEC             = var.codec
+      DMD_SOURCE_SYSTEM_ID  = var.source_system_id
+      DMD_LOG_LEVEL         = var.log_level
+      DMD_STATE_PREFIX      = var.state_prefix
+      DMD_METRICS_NAMESPACE = var.metrics_namespace
     }
   }
 
