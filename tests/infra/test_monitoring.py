@@ -74,7 +74,7 @@ def test_alarms_on_the_functions_own_metrics_name_what_it_emits():
         dimension_set = ",".join(alarm["dimensions"])
         assert alarm["metric_name"] in names[dimension_set], (alarm["metric_name"], dimension_set)
         assert alarm["dimensions"][m.FUNCTION] == "${aws_lambda_function.archiver.function_name}"
-    (fn,) = resources("aws_lambda_function").values()
+    fn = resources("aws_lambda_function")["archiver"]  # the function the alarms watch
     (env,) = fn["environment"]
     assert env["variables"]["DMD_METRICS_NAMESPACE"] == "${var.metrics_namespace}"
     assert variables()["metrics_namespace"]["default"] == m.DEFAULT_NAMESPACE
