@@ -37,6 +37,7 @@ class Parsed(msgspec.Struct, gc=False):  # built once per record, in C; treat as
 class ArchiveError:
     message: str
     sources: tuple[StreamRecord, ...]
+    type_name: str = ""  # the registered record type the records claim, once known (for metrics)
 
 
 # --- fast path ------------------------------------------------------------------------------
@@ -175,12 +176,12 @@ def parse_exact(
     precision = ddb.get("ApproximateCreationDateTimePrecision", DEFAULT_PRECISION)
     when = change_time(ddb.get("ApproximateCreationDateTime"), precision, source.source)
     if type(when) is str:
-        return ArchiveError(when, (source,))
+        return ArchiveError(when, (source,), type_name)
     ttl = ttl_expired(doc.get("userIdentity"))
     event_id = doc.get("eventID")
     change = Change(operation, ttl, source.sequence_number, when, event_id if type(event_id) is str else "")
     try:
         record = spec.decode(image, change, settings)
     except DecodeError as e:
-        return ArchiveError(f"invalid {type_name} record in dynamodb.{image_name}: {e}", (source,))
+        return ArchiveError(f"invalid {type_name} record in dynamodb.{image_name}: {e}", (source,), type_name)
     return Parsed(spec, record, spec.partition_date(record, when), source)

@@ -166,7 +166,8 @@ def _encode_group(
             fmt.encode(spec, [p.record], settings.codec)
             good.append(p)
         except Exception as e:
-            bad.append(ArchiveError(f"{spec.type_name}: cannot encode as {settings.format}: {e}", (p.source,)))
+            message = f"{spec.type_name}: cannot encode as {settings.format}: {e}"
+            bad.append(ArchiveError(message, (p.source,), spec.type_name))
     if not good:
         return None, [], bad
     return fmt.encode(spec, [p.record for p in good], settings.codec), good, bad
@@ -280,8 +281,9 @@ def _process_batch(
         occurrences[key] += 1
         if occurrences[key] > 1:
             key = error_key(settings, error.sources, occurrences[key])
-        error_type = _error_type(error, registry)
-        puts.append(_Put(key, error_document(error, now), "application/json", error.sources, error_type=error_type))
+        puts.append(
+            _Put(key, error_document(error, now), "application/json", error.sources, error_type=error.type_name)
+        )
 
     # Puts to S3 wait on the network: run them in parallel. A store that answers at once says
     # so (`max_parallel_puts = 1`), and skips the thread hand-offs.
@@ -320,15 +322,6 @@ def _change_time_of(spec: RecordSpec) -> Callable[[Any], datetime] | None:
     """A getter of the record's change time (the field the schema adds as `cdc.change-time`)."""
     path = next((f.path for f in spec.fields if f.origin == "cdc.change-time"), None)
     return attrgetter(path) if path else None
-
-
-def _error_type(error: ArchiveError, registry: Mapping[str, RecordSpec]) -> str:
-    """The registered record type an error's message names, or "" (for metrics per type: only a
-    registered type's name, never a value from the record)."""
-    for type_name in registry:
-        if error.message.startswith((f"invalid {type_name} record in ", f"{type_name}: cannot encode as ")):
-            return type_name
-    return ""
 
 
 def summary(result: BatchResult) -> dict[str, Any]:
