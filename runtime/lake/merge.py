@@ -1,0 +1,390 @@
+"""Merge data containers of one partition into one, streaming: each source is fetched, checked
+for duplicates and appended to a local file; nothing holds more than one source (plus a few
+for comparisons) and one output block or row group in memory.
+
+Avro: the output has the sources' writer schema; a source block's data is never re-encoded:
+its datum bytes are appended to the output block as they are (recompressed into larger blocks),
+and a block big enough, in the target codec and without duplicates, is copied as it is. Only a
+block holding a duplicate has its kept rows re-encoded. Parquet: written with settings for
+large files (dictionaries and statistics on, row groups of up to `ROW_GROUP_ROWS` rows or
+`ROW_GROUP_BYTES` of Arrow data), unlike the lean settings of the small files.
+
+Duplicates: a row is dropped only if an earlier kept row of the same merge has the same
+sequence number and is equal in every column (a partial-batch retry archives the same change
+again, as an identical row); two different changes sharing a sequence number are both kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .storage import Storage
+
+AVRO_BLOCK_BYTES = 1 << 20  # uncompressed datum bytes per output block
+AVRO_COPY_BYTES = 256 << 10  # a source block at least this big is copied as it is
+ROW_GROUP_ROWS = 1_000_000
+ROW_GROUP_BYTES = 64 << 20  # Arrow bytes buffered per row group (the merge's main memory cost)
+PREFETCH = 8  # sources fetched ahead (S3 GETs wait on the network)
+CACHED_SOURCES = 16  # decoded sources kept for comparing a later row with an earlier one
+
+
+class MergeError(RuntimeError):
+    """A merge that cannot be completed (a source unreadable, the output not as written)."""
+
+
+@dataclass
+class Merged:
+    """What one merge wrote: its rows in order are the sources' kept rows in order."""
+
+    rows: int = 0
+    dropped: int = 0  # duplicates
+    digest: str = ""  # sha256 over the kept rows' sequence numbers, in order
+    consumed: list[str] = field(default_factory=list)  # the sources merged (only these may be deleted)
+    excluded: list[tuple[str, str]] = field(default_factory=list)  # (source, why it was left alone)
+    bytes_in: int = 0
+
+
+def sequence_digest(seqs: Iterator[str]) -> tuple[int, str]:
+    h = hashlib.sha256()
+    n = 0
+    for s in seqs:
+        h.update(s.encode("utf-8", "surrogatepass") + b"\n")
+        n += 1
+    return n, h.hexdigest()
+
+
+class Dedupe:
+    """Sequence numbers seen so far (by hash, ~100 bytes a row) and where their rows are; the
+    earlier row is read again (`row_at`) only when a sequence number comes back."""
+
+    def __init__(self, row_at: Callable[[int, int], Any]) -> None:
+        self.row_at = row_at
+        self.seen: dict[int, Any] = {}  # hash(seq) -> position or [positions]
+        self.dropped = 0
+        self.digest = hashlib.sha256()
+        self.kept = 0
+
+    def keep(self, seq: str, source: int, row: int, current: Callable[[], Any]) -> bool:
+        h = hash(seq)
+        position = (source << 32) | row
+        prev = self.seen.get(h)
+        if prev is None:
+            self.seen[h] = position
+        else:
+            positions = prev if isinstance(prev, list) else [prev]
+            value = current()
+            if any(self.row_at(p >> 32, p & 0xFFFFFFFF) == value for p in positions):
+                self.dropped += 1
+                return False
+            self.seen[h] = [*positions, position]
+        self.digest.update(seq.encode("utf-8", "surrogatepass") + b"\n")
+        self.kept += 1
+        return True
+
+
+def fetch_all(storage: Storage, keys: Sequence[str], parallel: bool) -> Iterator[tuple[str, bytes]]:
+    """The sources' bodies in order, `PREFETCH` fetched ahead when the store is remote."""
+    if not parallel:
+        for key in keys:
+            yield key, storage.get(key)
+        return
+    with ThreadPoolExecutor(max_workers=PREFETCH, thread_name_prefix="dmd-get") as pool:
+        pending = [pool.submit(storage.get, k) for k in keys[:PREFETCH]]
+        for i, key in enumerate(keys):
+            body = pending[i].result()
+            pending[i] = None  # type: ignore[call-overload]  # free the body once consumed
+            if i + PREFETCH < len(keys):
+                pending.append(pool.submit(storage.get, keys[i + PREFETCH]))
+            yield key, body
+
+
+class _Sources:
+    """Decoded sources by index, the latest few cached, older ones fetched again on demand."""
+
+    def __init__(self, storage: Storage, keys: Sequence[str], decode: Callable[[bytes], Any]) -> None:
+        self.storage, self.keys, self.decode = storage, keys, decode
+        self.cache: OrderedDict[int, Any] = OrderedDict()
+
+    def put(self, index: int, decoded: Any) -> None:
+        self.cache[index] = decoded
+        self.cache.move_to_end(index)
+        while len(self.cache) > CACHED_SOURCES:
+            self.cache.popitem(last=False)
+
+    def get(self, index: int) -> Any:
+        if index not in self.cache:
+            self.put(index, self.decode(self.storage.get(self.keys[index])))
+        return self.cache[index]
+
+
+# --- Avro ------------------------------------------------------------------------------------------
+
+
+def _read_long(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
+    n = shift = 0
+    while True:
+        b = buf[pos]
+        pos += 1
+        n |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return (n >> 1) ^ -(n & 1), pos
+        shift += 7
+
+
+@dataclass
+class _AvroSource:
+    schema: bytes  # avro.schema as written
+    codec: str
+    blocks: list[tuple[bytes, bytes, list[dict[str, Any]]]]  # (raw compressed data, datum bytes, rows)
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        return [r for _, _, rows in self.blocks for r in rows]
+
+
+def _decode_avro(body: bytes) -> _AvroSource:
+    import fastavro
+
+    reader = fastavro.block_reader(io.BytesIO(body))
+    meta = reader.metadata
+    blocks = []
+    view = memoryview(body)
+    for block in reader:
+        _, pos = _read_long(view, block.offset)  # count
+        size, pos = _read_long(view, pos)
+        blocks.append((body[pos : pos + size], block.bytes_.getvalue(), list(block)))
+    return _AvroSource(meta["avro.schema"].encode(), meta.get("avro.codec", "null"), blocks)
+
+
+def _compress(codec: str, data: bytes) -> bytes:
+    from dmd.support import avrowire
+
+    if codec in avrowire.COMPRESSORS:
+        return avrowire.COMPRESSORS[codec](data)
+    if codec == "zstandard":
+        import cramjam
+
+        return bytes(cramjam.zstd.compress(data))
+    raise MergeError(f"unknown Avro codec {codec!r}")
+
+
+def _seq(row: dict[str, Any]) -> str:
+    cdc = row.get("cdc")
+    return (cdc.get("sequenceNumber") if isinstance(cdc, dict) else None) or ""
+
+
+class _AvroWriter:
+    def __init__(self, out: io.BufferedWriter, schema: bytes, codec: str, sync: bytes) -> None:
+        from dmd.support import avrowire
+
+        self.out, self.schema, self.codec, self.sync = out, schema, codec, sync
+        out.write(avrowire.header(schema, codec, sync))
+        self.buffer = bytearray()
+        self.count = 0
+
+    def _block(self, count: int, data: bytes) -> None:
+        from dmd.support.avrowire import write_long
+
+        head = bytearray()
+        write_long(head, count)
+        write_long(head, len(data))
+        self.out.write(head)
+        self.out.write(data)
+        self.out.write(self.sync)
+
+    def flush(self) -> None:
+        if self.count:
+            self._block(self.count, _compress(self.codec, bytes(self.buffer)))
+            self.buffer.clear()
+            self.count = 0
+
+    def append(self, count: int, datums: bytes) -> None:
+        self.buffer += datums
+        self.count += count
+        if len(self.buffer) >= AVRO_BLOCK_BYTES:
+            self.flush()
+
+    def copy(self, count: int, compressed: bytes) -> None:
+        self.flush()
+        self._block(count, compressed)
+
+
+def merge_avro(
+    storage: Storage, keys: Sequence[str], out_path: Path, codec: str | None, sync: bytes, parallel: bool
+) -> Merged:
+    import fastavro
+
+    merged = Merged()
+    sources = _Sources(storage, keys, _decode_avro)
+    dedupe = Dedupe(lambda s, r: sources.get(s).rows[r])
+    writer: _AvroWriter | None = None
+    parsed: Any = None
+    with out_path.open("wb") as out:
+        for index, (key, body) in enumerate(fetch_all(storage, keys, parallel)):
+            try:
+                src = _decode_avro(body)
+            except Exception as e:  # not a container we can read: leave it where it is
+                merged.excluded.append((key, f"unreadable Avro container: {e}"))
+                continue
+            if writer is None:
+                writer = _AvroWriter(out, src.schema, codec or src.codec, sync)
+                parsed = fastavro.parse_schema(json.loads(src.schema))
+            elif src.schema != writer.schema:
+                merged.excluded.append((key, "another writer schema"))
+                continue
+            sources.put(index, src)
+            merged.consumed.append(key)
+            merged.bytes_in += len(body)
+            row = 0
+            for raw, datums, rows in src.blocks:
+                first = row
+                kept = [r for i, r in enumerate(rows) if dedupe.keep(_seq(r), index, first + i, lambda r=r: r)]
+                row += len(rows)
+                if len(kept) == len(rows):
+                    if src.codec == writer.codec and len(datums) >= AVRO_COPY_BYTES:
+                        writer.copy(len(rows), raw)
+                    else:
+                        writer.append(len(rows), datums)
+                elif kept:  # a block holding a duplicate: its kept rows re-encoded
+                    buf = io.BytesIO()
+                    for r in kept:
+                        fastavro.schemaless_writer(buf, parsed, r)
+                    writer.append(len(kept), buf.getvalue())
+        if writer is not None:
+            writer.flush()
+    merged.rows, merged.dropped, merged.digest = dedupe.kept, dedupe.dropped, dedupe.digest.hexdigest()
+    return merged
+
+
+def verify_avro(path: Path) -> tuple[int, str]:
+    import fastavro
+
+    with path.open("rb") as f:
+        return sequence_digest(_seq(r) for r in fastavro.reader(f))
+
+
+# --- Parquet ---------------------------------------------------------------------------------------
+
+
+def _decode_parquet(body: bytes) -> Any:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    return pq.read_table(pa.BufferReader(body))
+
+
+def _parquet_seqs(table: Any) -> list[str]:
+    import pyarrow.compute as pc
+
+    if "cdc" not in table.schema.names:
+        return [""] * table.num_rows
+    try:
+        return [s or "" for s in pc.struct_field(table.column("cdc"), "sequenceNumber").to_pylist()]
+    except (KeyError, ValueError, TypeError):
+        return [""] * table.num_rows
+
+
+def _row(table: Any, i: int) -> dict[str, Any]:
+    return table.slice(i, 1).to_pylist()[0]
+
+
+def merge_parquet(storage: Storage, keys: Sequence[str], out_path: Path, codec: str | None, parallel: bool) -> Merged:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .encode import arrow_memory
+
+    arrow_memory()
+    merged = Merged()
+    sources = _Sources(storage, keys, _decode_parquet)
+    dedupe = Dedupe(lambda s, r: _row(sources.get(s), r))
+    writer: Any = None
+    schema: Any = None
+    buffered: list[Any] = []
+    buffered_rows = buffered_bytes = 0
+
+    def flush() -> None:
+        nonlocal buffered_rows, buffered_bytes
+        if buffered:
+            table = pa.concat_tables(buffered)
+            writer.write_table(table, row_group_size=max(table.num_rows, 1))
+            buffered.clear()
+            buffered_rows = buffered_bytes = 0
+
+    try:
+        for index, (key, body) in enumerate(fetch_all(storage, keys, parallel)):
+            try:
+                table = _decode_parquet(body)
+            except Exception as e:
+                merged.excluded.append((key, f"unreadable Parquet file: {e}"))
+                continue
+            if writer is None:
+                schema = table.schema.remove_metadata()
+                writer = pq.ParquetWriter(
+                    str(out_path),
+                    schema,
+                    compression=codec or "snappy",
+                    use_dictionary=True,
+                    write_statistics=True,
+                    store_schema=False,
+                )
+            elif not table.schema.equals(schema, check_metadata=False):
+                merged.excluded.append((key, "another schema"))
+                continue
+            table = table.replace_schema_metadata(None)
+            sources.put(index, table)
+            merged.consumed.append(key)
+            merged.bytes_in += len(body)
+            seqs = _parquet_seqs(table)
+            mask = [dedupe.keep(s, index, i, lambda i=i, t=table: _row(t, i)) for i, s in enumerate(seqs)]
+            if not all(mask):
+                table = table.filter(pa.array(mask, pa.bool_()))
+            if table.num_rows:
+                buffered.append(table)
+                buffered_rows += table.num_rows
+                buffered_bytes += table.nbytes
+                if buffered_rows >= ROW_GROUP_ROWS or buffered_bytes >= ROW_GROUP_BYTES:
+                    flush()
+        if writer is not None:
+            flush()
+    finally:
+        if writer is not None:
+            writer.close()
+    merged.rows, merged.dropped, merged.digest = dedupe.kept, dedupe.dropped, dedupe.digest.hexdigest()
+    return merged
+
+
+def verify_parquet(path: Path) -> tuple[int, str]:
+    import pyarrow.parquet as pq
+
+    f = pq.ParquetFile(str(path))
+    names = f.schema_arrow.names
+    if "cdc" not in names:
+        return f.metadata.num_rows, sequence_digest(iter([""] * f.metadata.num_rows))[1]
+
+    def seqs() -> Iterator[str]:
+        for batch in f.iter_batches(columns=["cdc"], batch_size=65_536):
+            yield from _parquet_seqs(batch)
+
+    return sequence_digest(seqs())
+
+
+def merge(
+    fmt: str, storage: Storage, keys: Sequence[str], out_path: Path, codec: str | None, sync: bytes, parallel: bool
+) -> Merged:
+    if fmt == "avro":
+        return merge_avro(storage, keys, out_path, codec, sync, parallel)
+    return merge_parquet(storage, keys, out_path, codec, parallel)
+
+
+def verify(fmt: str, path: Path) -> tuple[int, str]:
+    """(rows, digest of their sequence numbers) of a merged object, read back."""
+    return verify_avro(path) if fmt == "avro" else verify_parquet(path)
