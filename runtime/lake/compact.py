@@ -27,6 +27,7 @@ readers may see a row twice (from the target and its source), never miss one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import tempfile
 import time
@@ -96,6 +97,7 @@ class Report:
     stuck: list[str] = field(default_factory=list)  # journal entries that need an operator
     busy: list[str] = field(default_factory=list)  # partitions another compactor holds
     deferred: list[str] = field(default_factory=list)  # partitions left for the next run (budget)
+    errors: list[str] = field(default_factory=list)  # partitions a storage error stopped: rerun
     markers_read: int = 0
     markers_consumed: int = 0
     seconds: float = 0.0
@@ -107,6 +109,11 @@ class Report:
     @property
     def failed(self) -> list[MergeReport]:
         return [m for m in self.merges if m.error]
+
+    @property
+    def ok(self) -> bool:
+        """Nothing failed and nothing needs an operator (busy or deferred partitions wait)."""
+        return not (self.failed or self.stuck or self.errors)
 
     def to_dict(self) -> dict[str, Any]:
         done = self.done
@@ -126,9 +133,13 @@ class Report:
             "stuck": self.stuck,
             "busy": self.busy,
             "deferred": self.deferred,
+            "errors": self.errors,
             "markers_read": self.markers_read,
             "markers_consumed": self.markers_consumed,
             "seconds": round(self.seconds, 3),
+            "merge_list": [
+                {"target": m.target, "sources": m.sources, "rows": m.rows, "dropped": m.dropped} for m in done
+            ],
         }
 
     def text(self) -> str:
@@ -153,6 +164,7 @@ class Report:
             ("STUCK (see the journal entry)", self.stuck),
             ("busy (another compactor holds them)", self.busy),
             ("left for the next run (budget)", self.deferred),
+            ("FAILED (storage errors; run again)", self.errors),
         ):
             if items:
                 lines.append(f"  {name}: {len(items)}")
@@ -193,13 +205,17 @@ class Compactor:
         started = time.monotonic()
         o = self.options
         now = time.time()
-        journal = self._journal_partitions()
         markers: dict[str, set[Partition]] = {}
-        if o.scan_all:
-            work = self._scan_partitions()
-        else:
-            markers, young = self._read_markers(now)
-            work = set().union(young, *markers.values())
+        try:
+            journal = self._journal_partitions()
+            if o.scan_all:
+                work = self._scan_partitions()
+            else:
+                markers, young = self._read_markers(now)
+                work = set().union(young, *markers.values())
+        except StorageError as e:
+            self.report.errors.append(f"finding work: {e}")
+            return self.report
         work = {p for p in work if o.wants(p)} | journal
         settled: set[Partition] = set()
         for p in sorted(work, key=lambda p: (p.format, p.type_name, p.day)):
@@ -207,12 +223,19 @@ class Compactor:
                 self.report.deferred.append(str(p))
                 continue
             self.report.partitions += 1
-            if self._partition(p, started, now):
-                settled.add(p)
+            try:
+                if self._partition(p, started, now):
+                    settled.add(p)
+            except StorageError as e:  # what is open is in the journal: the next run goes on
+                self.report.errors.append(f"{p}: {e}")
         if not o.dry_run:
             for key, partitions in markers.items():
                 if partitions <= settled:
-                    self.storage.delete(key)
+                    try:
+                        self.storage.delete(key)
+                    except StorageError as e:
+                        self.report.errors.append(f"{key}: {e}")
+                        continue
                     self.report.markers_consumed += 1
         self.report.seconds = time.monotonic() - started
         return self.report
@@ -286,7 +309,8 @@ class Compactor:
             return settled
         finally:
             if lease is not None:
-                lease.release()
+                with contextlib.suppress(StorageError):  # an S3 lease then expires by itself
+                    lease.release()
 
     def _target(self, p: Partition, sources: list[str]) -> tuple[str, layout.DataKey]:
         first = layout.parse_data_key(sources[0], self.options.prefix)
@@ -331,7 +355,7 @@ class Compactor:
             storage.put(journal, entry.to_json(), JSON)
             verified = True
             report.sources = list(merged.consumed)
-            if lease is not None and not lease.valid(margin=60):
+            if lease is not None and not lease.valid(margin=min(60.0, o.lease_seconds / 4)):
                 raise merge.MergeError("the partition's lease expired: the next run deletes the sources")
             for key in merged.consumed:
                 storage.delete(key)

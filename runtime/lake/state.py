@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -89,6 +87,9 @@ class JournalEntry:
 
 
 def owner_id() -> str:
+    import socket
+    import uuid
+
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
