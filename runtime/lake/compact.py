@@ -44,6 +44,7 @@ from .storage import ObjectInfo, Storage, StorageError
 
 MIB = 1 << 20
 LEFT_ALONE = 0.75  # of the target size: objects this big are not merged again
+GIVE_UP_AFTER = 5  # partitions failing one after the other with storage errors: S3 is down, stop
 JSON = "application/json"
 
 
@@ -86,6 +87,9 @@ class MergeReport:
     bytes_out: int = 0
     excluded: list[tuple[str, str]] = field(default_factory=list)
     error: str = ""
+    # seconds from the merged object's put to the last source's deletion: while readers may
+    # see the merged rows twice (in the merged object and in a source not deleted yet)
+    window: float = 0.0
 
 
 @dataclass
@@ -137,6 +141,7 @@ class Report:
             "markers_read": self.markers_read,
             "markers_consumed": self.markers_consumed,
             "seconds": round(self.seconds, 3),
+            "duplicate_window_max_seconds": round(max((m.window for m in done), default=0.0), 3),
             "merge_list": [
                 {"target": m.target, "sources": m.sources, "rows": m.rows, "dropped": m.dropped} for m in done
             ],
@@ -152,7 +157,8 @@ class Report:
         if not self.dry_run:
             lines.append(
                 f"  {d['rows']} rows kept, {d['duplicates_dropped']} duplicates dropped; "
-                f"{d['bytes_in']} bytes -> {d['bytes_out']} bytes"
+                f"{d['bytes_in']} bytes -> {d['bytes_out']} bytes; "
+                f"longest duplicate window {d['duplicate_window_max_seconds']:.3f} s"
             )
         for m in self.merges:
             mark = "FAILED " if m.error else ""
@@ -218,16 +224,19 @@ class Compactor:
             return self.report
         work = {p for p in work if o.wants(p)} | journal
         settled: set[Partition] = set()
+        failing = 0
         for p in sorted(work, key=lambda p: (p.format, p.type_name, p.day)):
-            if o.budget is not None and time.monotonic() - started >= o.budget:
+            if self._over_budget(started) or failing >= GIVE_UP_AFTER:
                 self.report.deferred.append(str(p))
                 continue
             self.report.partitions += 1
             try:
                 if self._partition(p, started, now):
                     settled.add(p)
+                failing = 0
             except StorageError as e:  # what is open is in the journal: the next run goes on
                 self.report.errors.append(f"{p}: {e}")
+                failing += 1
         if not o.dry_run:
             for key, partitions in markers.items():
                 if partitions <= settled:
@@ -336,11 +345,13 @@ class Compactor:
             with tempfile.TemporaryDirectory(prefix="dmd-compact-") as tmp:
                 out = Path(tmp) / "merged"
                 sync = hashlib.sha256(target.encode()).digest()[:16]
-                merged = merge.merge(p.format, storage, sources, out, o.codec, sync, self.parallel)
+                sizes = [i.size for i in group]
+                merged = merge.merge(p.format, storage, sources, sizes, out, o.codec, sync, self.parallel)
                 report.excluded = merged.excluded
                 report.rows, report.dropped = merged.rows, merged.dropped
                 if not merged.consumed:
                     raise merge.MergeError("no source could be read")
+                put_at = time.monotonic()
                 storage.put_file(target, out, FORMATS[p.format].content_type)
                 out.unlink()
                 back = Path(tmp) / "back"
@@ -359,6 +370,7 @@ class Compactor:
                 raise merge.MergeError("the partition's lease expired: the next run deletes the sources")
             for key in merged.consumed:
                 storage.delete(key)
+            report.window = time.monotonic() - put_at
             storage.delete(journal)
         except (StorageError, merge.MergeError, OSError) as e:
             report.error = str(e)

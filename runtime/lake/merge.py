@@ -32,8 +32,10 @@ AVRO_BLOCK_BYTES = 1 << 20  # uncompressed datum bytes per output block
 AVRO_COPY_BYTES = 256 << 10  # a source block at least this big is copied as it is
 ROW_GROUP_ROWS = 1_000_000
 ROW_GROUP_BYTES = 64 << 20  # Arrow bytes buffered per row group (the merge's main memory cost)
-PREFETCH = 8  # sources fetched ahead (S3 GETs wait on the network)
-CACHED_SOURCES = 16  # decoded sources kept for comparing a later row with an earlier one
+PREFETCH = 8  # sources fetched ahead (S3 GETs wait on the network) ...
+PREFETCH_BYTES = 32 << 20  # ... as long as they hold at most this much together
+CACHED_BYTES = 32 << 20  # recent sources' bodies kept to compare a later row with an earlier one
+PARQUET_BATCH_ROWS = 65_536  # a source is read this many rows at a time
 
 
 class MergeError(RuntimeError):
@@ -90,39 +92,53 @@ class Dedupe:
         return True
 
 
-def fetch_all(storage: Storage, keys: Sequence[str], parallel: bool) -> Iterator[tuple[str, bytes]]:
-    """The sources' bodies in order, `PREFETCH` fetched ahead when the store is remote."""
+def fetch_all(
+    storage: Storage, keys: Sequence[str], sizes: Sequence[int], parallel: bool
+) -> Iterator[tuple[int, str, bytes]]:
+    """(index, key, body) of each source in order; when the store is remote, up to `PREFETCH`
+    fetched ahead while they hold at most `PREFETCH_BYTES` together."""
     if not parallel:
-        for key in keys:
-            yield key, storage.get(key)
+        for i, key in enumerate(keys):
+            yield i, key, storage.get(key)
         return
     with ThreadPoolExecutor(max_workers=PREFETCH, thread_name_prefix="dmd-get") as pool:
-        pending = [pool.submit(storage.get, k) for k in keys[:PREFETCH]]
+        pending: dict[int, Any] = {}
+        ahead = 0  # bytes in flight
+        nxt = 0
         for i, key in enumerate(keys):
-            body = pending[i].result()
-            pending[i] = None  # type: ignore[call-overload]  # free the body once consumed
-            if i + PREFETCH < len(keys):
-                pending.append(pool.submit(storage.get, keys[i + PREFETCH]))
-            yield key, body
+            while nxt < len(keys) and len(pending) < PREFETCH and (not pending or ahead + sizes[nxt] <= PREFETCH_BYTES):
+                pending[nxt] = pool.submit(storage.get, keys[nxt])
+                ahead += sizes[nxt]
+                nxt += 1
+            body = pending.pop(i).result()
+            ahead -= sizes[i]
+            yield i, key, body
 
 
 class _Sources:
-    """Decoded sources by index, the latest few cached, older ones fetched again on demand."""
+    """Recent sources' bodies (at most `CACHED_BYTES`; older ones fetched again) and the rows of
+    the last one decoded for a comparison."""
 
-    def __init__(self, storage: Storage, keys: Sequence[str], decode: Callable[[bytes], Any]) -> None:
+    def __init__(self, storage: Storage, keys: Sequence[str], decode: Callable[[bytes], list[Any]]) -> None:
         self.storage, self.keys, self.decode = storage, keys, decode
-        self.cache: OrderedDict[int, Any] = OrderedDict()
+        self.bodies: OrderedDict[int, bytes] = OrderedDict()
+        self.held = 0
+        self.decoded: tuple[int, list[Any]] | None = None
 
-    def put(self, index: int, decoded: Any) -> None:
-        self.cache[index] = decoded
-        self.cache.move_to_end(index)
-        while len(self.cache) > CACHED_SOURCES:
-            self.cache.popitem(last=False)
+    def put(self, index: int, body: bytes) -> None:
+        self.bodies[index] = body
+        self.held += len(body)
+        while self.held > CACHED_BYTES and len(self.bodies) > 1:
+            _, old = self.bodies.popitem(last=False)
+            self.held -= len(old)
 
-    def get(self, index: int) -> Any:
-        if index not in self.cache:
-            self.put(index, self.decode(self.storage.get(self.keys[index])))
-        return self.cache[index]
+    def row(self, index: int, row: int) -> Any:
+        if self.decoded is None or self.decoded[0] != index:
+            body = self.bodies.get(index)
+            if body is None:
+                body = self.storage.get(self.keys[index])
+            self.decoded = (index, self.decode(body))
+        return self.decoded[1][row]
 
 
 # --- Avro ------------------------------------------------------------------------------------------
@@ -140,28 +156,33 @@ def _read_long(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
 
 
 @dataclass
-class _AvroSource:
-    schema: bytes  # avro.schema as written
-    codec: str
-    blocks: list[tuple[bytes, bytes, list[dict[str, Any]]]]  # (raw compressed data, datum bytes, rows)
-
-    @property
-    def rows(self) -> list[dict[str, Any]]:
-        return [r for _, _, rows in self.blocks for r in rows]
+class _AvroBlock:
+    raw: bytes  # as compressed in the source
+    datums: bytes  # decompressed
+    rows: list[dict[str, Any]]
 
 
-def _decode_avro(body: bytes) -> _AvroSource:
+def _avro_header(body: bytes) -> tuple[bytes, str, Iterator[_AvroBlock]]:
+    """(writer schema as written, codec, its blocks one at a time)."""
     import fastavro
 
     reader = fastavro.block_reader(io.BytesIO(body))
     meta = reader.metadata
-    blocks = []
-    view = memoryview(body)
-    for block in reader:
-        _, pos = _read_long(view, block.offset)  # count
-        size, pos = _read_long(view, pos)
-        blocks.append((body[pos : pos + size], block.bytes_.getvalue(), list(block)))
-    return _AvroSource(meta["avro.schema"].encode(), meta.get("avro.codec", "null"), blocks)
+
+    def blocks() -> Iterator[_AvroBlock]:
+        view = memoryview(body)
+        for block in reader:
+            _, pos = _read_long(view, block.offset)  # count
+            size, pos = _read_long(view, pos)
+            yield _AvroBlock(body[pos : pos + size], block.bytes_.getvalue(), list(block))
+
+    return meta["avro.schema"].encode(), meta.get("avro.codec", "null"), blocks()
+
+
+def _avro_rows(body: bytes) -> list[dict[str, Any]]:
+    import fastavro
+
+    return list(fastavro.reader(io.BytesIO(body)))
 
 
 def _compress(codec: str, data: bytes) -> bytes:
@@ -218,41 +239,47 @@ class _AvroWriter:
 
 
 def merge_avro(
-    storage: Storage, keys: Sequence[str], out_path: Path, codec: str | None, sync: bytes, parallel: bool
+    storage: Storage,
+    keys: Sequence[str],
+    sizes: Sequence[int],
+    out_path: Path,
+    codec: str | None,
+    sync: bytes,
+    parallel: bool,
 ) -> Merged:
     import fastavro
 
     merged = Merged()
-    sources = _Sources(storage, keys, _decode_avro)
-    dedupe = Dedupe(lambda s, r: sources.get(s).rows[r])
+    sources = _Sources(storage, keys, _avro_rows)
+    dedupe = Dedupe(sources.row)
     writer: _AvroWriter | None = None
     parsed: Any = None
     with out_path.open("wb") as out:
-        for index, (key, body) in enumerate(fetch_all(storage, keys, parallel)):
+        for index, key, body in fetch_all(storage, keys, sizes, parallel):
             try:
-                src = _decode_avro(body)
+                schema, src_codec, blocks = _avro_header(body)
             except Exception as e:  # not a container we can read: leave it where it is
                 merged.excluded.append((key, f"unreadable Avro container: {e}"))
                 continue
             if writer is None:
-                writer = _AvroWriter(out, src.schema, codec or src.codec, sync)
-                parsed = fastavro.parse_schema(json.loads(src.schema))
-            elif src.schema != writer.schema:
+                writer = _AvroWriter(out, schema, codec or src_codec, sync)
+                parsed = fastavro.parse_schema(json.loads(schema))
+            elif schema != writer.schema:
                 merged.excluded.append((key, "another writer schema"))
                 continue
-            sources.put(index, src)
+            sources.put(index, body)
             merged.consumed.append(key)
             merged.bytes_in += len(body)
             row = 0
-            for raw, datums, rows in src.blocks:
+            for block in blocks:
                 first = row
-                kept = [r for i, r in enumerate(rows) if dedupe.keep(_seq(r), index, first + i, lambda r=r: r)]
-                row += len(rows)
-                if len(kept) == len(rows):
-                    if src.codec == writer.codec and len(datums) >= AVRO_COPY_BYTES:
-                        writer.copy(len(rows), raw)
+                kept = [r for i, r in enumerate(block.rows) if dedupe.keep(_seq(r), index, first + i, lambda r=r: r)]
+                row += len(block.rows)
+                if len(kept) == len(block.rows):
+                    if src_codec == writer.codec and len(block.datums) >= AVRO_COPY_BYTES:
+                        writer.copy(len(kept), block.raw)
                     else:
-                        writer.append(len(rows), datums)
+                        writer.append(len(kept), block.datums)
                 elif kept:  # a block holding a duplicate: its kept rows re-encoded
                     buf = io.BytesIO()
                     for r in kept:
@@ -274,11 +301,11 @@ def verify_avro(path: Path) -> tuple[int, str]:
 # --- Parquet ---------------------------------------------------------------------------------------
 
 
-def _decode_parquet(body: bytes) -> Any:
+def _parquet_rows(body: bytes) -> list[dict[str, Any]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    return pq.ParquetFile(pa.BufferReader(body)).read()  # a third of read_table's cost (no dataset layer)
+    return pq.ParquetFile(pa.BufferReader(body)).read().to_pylist()
 
 
 def _parquet_seqs(table: Any) -> list[str]:
@@ -292,11 +319,13 @@ def _parquet_seqs(table: Any) -> list[str]:
         return [""] * table.num_rows
 
 
-def _row(table: Any, i: int) -> dict[str, Any]:
-    return table.slice(i, 1).to_pylist()[0]
+def _row(batch: Any, i: int) -> dict[str, Any]:
+    return batch.slice(i, 1).to_pylist()[0]
 
 
-def merge_parquet(storage: Storage, keys: Sequence[str], out_path: Path, codec: str | None, parallel: bool) -> Merged:
+def merge_parquet(
+    storage: Storage, keys: Sequence[str], sizes: Sequence[int], out_path: Path, codec: str | None, parallel: bool
+) -> Merged:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -304,8 +333,8 @@ def merge_parquet(storage: Storage, keys: Sequence[str], out_path: Path, codec: 
 
     arrow_memory()
     merged = Merged()
-    sources = _Sources(storage, keys, _decode_parquet)
-    dedupe = Dedupe(lambda s, r: _row(sources.get(s), r))
+    sources = _Sources(storage, keys, _parquet_rows)
+    dedupe = Dedupe(sources.row)
     writer: Any = None
     schema: Any = None
     buffered: list[Any] = []
@@ -314,20 +343,21 @@ def merge_parquet(storage: Storage, keys: Sequence[str], out_path: Path, codec: 
     def flush() -> None:
         nonlocal buffered_rows, buffered_bytes
         if buffered:
-            table = pa.concat_tables(buffered)
+            table = pa.Table.from_batches(buffered, schema=schema)
             writer.write_table(table, row_group_size=max(table.num_rows, 1))
             buffered.clear()
             buffered_rows = buffered_bytes = 0
 
     try:
-        for index, (key, body) in enumerate(fetch_all(storage, keys, parallel)):
+        for index, key, body in fetch_all(storage, keys, sizes, parallel):
             try:
-                table = _decode_parquet(body)
+                source = pq.ParquetFile(pa.BufferReader(body))  # a third of read_table's cost
+                source_schema = source.schema_arrow.remove_metadata()
             except Exception as e:
                 merged.excluded.append((key, f"unreadable Parquet file: {e}"))
                 continue
             if writer is None:
-                schema = table.schema.remove_metadata()
+                schema = source_schema
                 writer = pq.ParquetWriter(
                     str(out_path),
                     schema,
@@ -336,23 +366,29 @@ def merge_parquet(storage: Storage, keys: Sequence[str], out_path: Path, codec: 
                     write_statistics=True,
                     store_schema=False,
                 )
-            elif not table.schema.equals(schema, check_metadata=False):
+            elif not source_schema.equals(schema, check_metadata=False):
                 merged.excluded.append((key, "another schema"))
                 continue
-            table = table.replace_schema_metadata(None)
-            sources.put(index, table)
+            sources.put(index, body)
             merged.consumed.append(key)
             merged.bytes_in += len(body)
-            seqs = _parquet_seqs(table)
-            mask = [dedupe.keep(s, index, i, lambda i=i, t=table: _row(t, i)) for i, s in enumerate(seqs)]
-            if not all(mask):
-                table = table.filter(pa.array(mask, pa.bool_()))
-            if table.num_rows:
-                buffered.append(table)
-                buffered_rows += table.num_rows
-                buffered_bytes += table.nbytes
-                if buffered_rows >= ROW_GROUP_ROWS or buffered_bytes >= ROW_GROUP_BYTES:
-                    flush()
+            row = 0
+            for batch in source.iter_batches(batch_size=PARQUET_BATCH_ROWS, use_threads=False):
+                batch = pa.RecordBatch.from_arrays(batch.columns, schema=schema)
+                first = row
+                mask = [
+                    dedupe.keep(s, index, first + i, lambda i=i, b=batch: _row(b, i))
+                    for i, s in enumerate(_parquet_seqs(batch))
+                ]
+                row += batch.num_rows
+                if not all(mask):
+                    batch = batch.filter(pa.array(mask, pa.bool_()))
+                if batch.num_rows:
+                    buffered.append(batch)
+                    buffered_rows += batch.num_rows
+                    buffered_bytes += batch.nbytes
+                    if buffered_rows >= ROW_GROUP_ROWS or buffered_bytes >= ROW_GROUP_BYTES:
+                        flush()
         if writer is not None:
             flush()
     finally:
@@ -366,23 +402,29 @@ def verify_parquet(path: Path) -> tuple[int, str]:
     import pyarrow.parquet as pq
 
     f = pq.ParquetFile(str(path))
-    names = f.schema_arrow.names
-    if "cdc" not in names:
-        return f.metadata.num_rows, sequence_digest(iter([""] * f.metadata.num_rows))[1]
+    columns = ["cdc"] if "cdc" in f.schema_arrow.names else f.schema_arrow.names[:1]
 
     def seqs() -> Iterator[str]:
-        for batch in f.iter_batches(columns=["cdc"], batch_size=65_536):
+        for batch in f.iter_batches(columns=columns, batch_size=PARQUET_BATCH_ROWS):
             yield from _parquet_seqs(batch)
 
     return sequence_digest(seqs())
 
 
 def merge(
-    fmt: str, storage: Storage, keys: Sequence[str], out_path: Path, codec: str | None, sync: bytes, parallel: bool
+    fmt: str,
+    storage: Storage,
+    keys: Sequence[str],
+    sizes: Sequence[int],
+    out_path: Path,
+    codec: str | None,
+    sync: bytes,
+    parallel: bool,
 ) -> Merged:
+    """Merge `keys` (listed with `sizes`) into the file `out_path`."""
     if fmt == "avro":
-        return merge_avro(storage, keys, out_path, codec, sync, parallel)
-    return merge_parquet(storage, keys, out_path, codec, parallel)
+        return merge_avro(storage, keys, sizes, out_path, codec, sync, parallel)
+    return merge_parquet(storage, keys, sizes, out_path, codec, parallel)
 
 
 def verify(fmt: str, path: Path) -> tuple[int, str]:
