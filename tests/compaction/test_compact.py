@@ -158,3 +158,54 @@ def test_cli_compacts_and_reports(copy):
     assert lake_rows(storage) == Counter(set(rows))
     again = dmd("compact", "--lake", str(storage.root), "--all", "--min-age", "0")
     assert again.returncode == 0 and "into 0 in" in again.stdout
+
+
+def _avro_blocks(body: bytes) -> list[bytes]:
+    """Each block's compressed data as stored."""
+    import fastavro
+
+    from dmd.lake.merge import _read_long
+
+    out = []
+    for block in fastavro.block_reader(io.BytesIO(body)):
+        _, pos = _read_long(body, block.offset)
+        size, pos = _read_long(body, pos)
+        out.append(body[pos : pos + size])
+    return out
+
+
+def test_avro_big_blocks_are_copied_compressed_and_another_codec_recompresses(tmp_path):
+    import fastavro
+
+    storage = LocalStorage(tmp_path)
+    write_lake(storage, "avro", 400, seed=3, retries=0)
+    key = data_keys(storage)[0]
+    reader = fastavro.reader(io.BytesIO(storage.get(key)))
+    schema, rows = reader.writer_schema, list(reader)
+    folder = tmp_path / layout.folder(key)
+    sources = []
+    for n in range(3):  # big blocks: 3,000 rows each, distinct sequence numbers
+        chunk = [
+            {**rows[i % len(rows)], "cdc": {**rows[i % len(rows)]["cdc"], "sequenceNumber": f"{n:04d}{i:08d}"}}
+            for i in range(3000)
+        ]
+        path = folder / f"2000-01-01-00-00-0{n}-{n:08d}-0000-0000-0000-000000000000.avro"
+        with path.open("wb") as f:
+            fastavro.writer(f, schema, chunk, codec="deflate", sync_interval=1 << 30)
+        sources.append(path.read_bytes())
+    report = compact(storage, Options(min_age=0, scan_all=True, types=frozenset({key.split("/")[2]})))
+    merged = next(m for m in report.done if str(folder.name) in m.target)
+    body = storage.get(merged.target)
+    copied = set(_avro_blocks(body))
+    assert all(block in copied for src in sources for block in _avro_blocks(src)), "big blocks copied as stored"
+    assert len(list(fastavro.reader(io.BytesIO(body)))) == merged.rows
+
+    other = LocalStorage(tmp_path / "null")
+    write_lake(other, "avro", 300, seed=3, retries=1)
+    before = lake_rows(other)
+    report = compact(other, Options(min_age=0, scan_all=True, codec="null"))
+    for m in report.done:
+        body = other.get(m.target)
+        assert fastavro.reader(io.BytesIO(body)).codec == "null"
+        assert len(list(avro_rows_apache(body))) == m.rows
+    assert lake_rows(other) == Counter(set(before))
