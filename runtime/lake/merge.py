@@ -23,6 +23,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -159,24 +160,43 @@ def _read_long(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
 class _AvroBlock:
     raw: bytes  # as compressed in the source
     datums: bytes  # decompressed
-    rows: list[dict[str, Any]]
+    seqs: list[str]  # its rows' sequence numbers
+
+
+@cache
+def _projection(schema: bytes) -> Any:
+    """A reader schema of only `cdc.sequenceNumber` for writer schema `schema` (fastavro then
+    skips the other fields instead of building values: a third less CPU), or None."""
+    import fastavro
+
+    ws = json.loads(schema)
+    cdc = next((f for f in ws.get("fields", ()) if f.get("name") == "cdc"), None)
+    if cdc is None or not isinstance(cdc["type"], dict) or cdc["type"].get("type") != "record":
+        return None
+    inner = dict(cdc["type"], fields=[f for f in cdc["type"]["fields"] if f["name"] == "sequenceNumber"])
+    if not inner["fields"]:
+        return None
+    projected = {k: v for k, v in ws.items() if k in ("type", "name", "namespace")}
+    return fastavro.parse_schema(projected | {"fields": [{"name": "cdc", "type": inner}]})
 
 
 def _avro_header(body: bytes) -> tuple[bytes, str, Iterator[_AvroBlock]]:
     """(writer schema as written, codec, its blocks one at a time)."""
     import fastavro
 
-    reader = fastavro.block_reader(io.BytesIO(body))
-    meta = reader.metadata
+    meta = fastavro.block_reader(io.BytesIO(body)).metadata
+    schema = meta["avro.schema"].encode()
+    projection = _projection(schema)
+    reader = fastavro.block_reader(io.BytesIO(body), reader_schema=projection)
 
     def blocks() -> Iterator[_AvroBlock]:
         view = memoryview(body)
         for block in reader:
             _, pos = _read_long(view, block.offset)  # count
             size, pos = _read_long(view, pos)
-            yield _AvroBlock(body[pos : pos + size], block.bytes_.getvalue(), list(block))
+            yield _AvroBlock(body[pos : pos + size], block.bytes_.getvalue(), [_seq(r) for r in block])
 
-    return meta["avro.schema"].encode(), meta.get("avro.codec", "null"), blocks()
+    return schema, meta.get("avro.codec", "null"), blocks()
 
 
 def _avro_rows(body: bytes) -> list[dict[str, Any]]:
@@ -273,17 +293,21 @@ def merge_avro(
             row = 0
             for block in blocks:
                 first = row
-                kept = [r for i, r in enumerate(block.rows) if dedupe.keep(_seq(r), index, first + i, lambda r=r: r)]
-                row += len(block.rows)
-                if len(kept) == len(block.rows):
+                kept = [
+                    i
+                    for i, seq in enumerate(block.seqs)
+                    if dedupe.keep(seq, index, first + i, lambda r=first + i, s=index: sources.row(s, r))
+                ]
+                row += len(block.seqs)
+                if len(kept) == len(block.seqs):
                     if src_codec == writer.codec and len(block.datums) >= AVRO_COPY_BYTES:
                         writer.copy(len(kept), block.raw)
                     else:
                         writer.append(len(kept), block.datums)
                 elif kept:  # a block holding a duplicate: its kept rows re-encoded
                     buf = io.BytesIO()
-                    for r in kept:
-                        fastavro.schemaless_writer(buf, parsed, r)
+                    for i in kept:
+                        fastavro.schemaless_writer(buf, parsed, sources.row(index, first + i))
                     writer.append(len(kept), buf.getvalue())
         if writer is not None:
             writer.flush()
@@ -295,7 +319,9 @@ def verify_avro(path: Path) -> tuple[int, str]:
     import fastavro
 
     with path.open("rb") as f:
-        return sequence_digest(_seq(r) for r in fastavro.reader(f))
+        projection = _projection(fastavro.reader(f).metadata["avro.schema"].encode())
+    with path.open("rb") as f:
+        return sequence_digest(_seq(r) for r in fastavro.reader(f, reader_schema=projection))
 
 
 # --- Parquet ---------------------------------------------------------------------------------------
