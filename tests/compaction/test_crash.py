@@ -115,21 +115,22 @@ def test_kill_9_at_random_points_then_rerun(tmp_path):
     rng = random.Random(int(os.environ.get("DMD_KILL_SEED", "12")))
     journal = lake / layout.journal_prefix(STATE)
     killed = left_open = 0
-    for attempt in range(12):
+    for _ in range(12):
         if killed >= 6 and left_open >= 2:
             break
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if attempt % 2:  # at a random moment
-            time.sleep(rng.uniform(0.2, 2.0))
-        else:  # while a merge is open (its journal entry exists), at a random step of it
-            deadline = time.monotonic() + 20
-            while proc.poll() is None and time.monotonic() < deadline and not any(journal.rglob("*.json")):
-                time.sleep(0.005)
-            time.sleep(rng.uniform(0, 0.05))
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        # once it is working (a merge's journal entry appeared), at a random moment after that:
+        # within the same merge or many merges later
+        deadline = time.monotonic() + 20
+        open_before = set(journal.rglob("*.json"))  # a killed run's, until this one resolves them
+        while proc.poll() is None and time.monotonic() < deadline and set(journal.rglob("*.json")) <= open_before:
+            time.sleep(0.002)
+        time.sleep(rng.choice([rng.uniform(0, 0.02), rng.uniform(0, 0.4)]))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             killed += 1
-        proc.wait()
+        _, err = proc.communicate()
+        assert proc.returncode in (0, -signal.SIGKILL), err
         left_open += any(journal.rglob("*.json"))  # a merge the next run must finish or undo
     final = subprocess.run(cmd, capture_output=True, text=True, check=False)
     assert final.returncode == 0, final.stdout + final.stderr
