@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from dmd.lake import layout
 from dmd.lake.formats import DEFAULT_FORMAT, FORMATS
+from dmd.lake.layout import DEFAULT_STATE_PREFIX
 from dmd.lake.metrics import DEFAULT_NAMESPACE
 from dmd.lake.storage import S3Policy, bucket_problem, endpoint_problem
 
@@ -25,6 +26,8 @@ ENVIRONMENT: dict[str, str | None] = {
     "DMD_BUCKET": None,
     "DMD_PREFIX": "archive",
     "DMD_ERRORS_PREFIX": "errors",
+    # where each batch records the partitions it wrote, for the compactor; empty: not recorded
+    "DMD_STATE_PREFIX": DEFAULT_STATE_PREFIX,
     "DMD_FORMAT": DEFAULT_FORMAT,
     "DMD_CODEC": "",  # empty: the format's default (parquet: snappy, avro: deflate)
     "DMD_SOURCE_SYSTEM_ID": "demand-capture",
@@ -49,6 +52,9 @@ class Settings:
     prefix: str = "archive"
     errors_prefix: str = "errors"
     source_system_id: str = "demand-capture"
+    # The compactor's state prefix: each batch puts one marker there naming the partitions it
+    # writes (dmd.lake.compact finds its work from them). "" records nothing.
+    state_prefix: str = DEFAULT_STATE_PREFIX
     record_settings: Mapping[str, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -62,8 +68,10 @@ class Settings:
                 problems.append(
                     f"codec {self.codec!r} must be one of {', '.join(CODECS[self.format])} for {self.format}"
                 )
-        for name in ("prefix", "errors_prefix"):
+        for name in ("prefix", "errors_prefix", "state_prefix"):
             value = getattr(self, name)
+            if name == "state_prefix" and not value:
+                continue
             if not _PREFIX.match(value) or ".." in value.split("/") or "." in value.split("/"):
                 problems.append(
                     f"{name} {value!r} must be one or more '/'-separated segments of letters, digits and _.*'()!- "
@@ -78,6 +86,10 @@ class Settings:
             problems.append(
                 f"prefixes too long: keys under them would reach {longest} bytes, over S3's {layout.MAX_KEY_BYTES}"
             )
+        for name in ("prefix", "errors_prefix"):
+            a, b = getattr(self, name) + "/", self.state_prefix + "/"
+            if self.state_prefix and (a.startswith(b) or b.startswith(a)):
+                problems.append(f"state_prefix {self.state_prefix!r} and {name} must not contain one another")
         if not self.source_system_id:
             problems.append("source_system_id must not be empty")
         if problems:
@@ -121,6 +133,7 @@ def from_environment(environ: Mapping[str, str]) -> LambdaConfig:
             prefix=values["DMD_PREFIX"],
             errors_prefix=values["DMD_ERRORS_PREFIX"],
             source_system_id=values["DMD_SOURCE_SYSTEM_ID"],
+            state_prefix=values["DMD_STATE_PREFIX"],
         )
     except ConfigError as e:
         problems.append(str(e))

@@ -20,6 +20,7 @@ from typing import Any
 from dmd.lake import layout
 from dmd.lake.errordoc import ErrorDocument, ErrorEntry
 from dmd.lake.formats import FORMATS
+from dmd.lake.state import Partition, touched_body
 from dmd.lake.storage import Storage, StorageError
 from dmd.support.records import RecordSpec
 
@@ -285,6 +286,17 @@ def _process_batch(
             _Put(key, error_document(error, now), "application/json", error.sources, error_type=error.type_name)
         )
 
+    unmarked: tuple[Failed, ...] = ()
+    marker = _touched_marker(settings, puts)
+    if marker is not None:
+        # Put before any data, so no data is written that the compactor cannot find. If it
+        # fails, no data is written and the data puts are reported for retry (error documents,
+        # which the compactor never touches, go ahead).
+        outcome = _deliver(storage, marker)
+        if isinstance(outcome, Failed):
+            unmarked = tuple(Failed(p.key, outcome.reason, p.sources) for p in puts if p.type_name)
+            puts = [p for p in puts if not p.type_name]
+
     # Puts to S3 wait on the network: run them in parallel. A store that answers at once says
     # so (`max_parallel_puts = 1`), and skips the thread hand-offs.
     parallel = getattr(storage, "max_parallel_puts", MAX_PARALLEL_PUTS) > 1
@@ -295,8 +307,23 @@ def _process_batch(
     )
     data = tuple(o for o in outcomes if isinstance(o, Delivered) and o.type_name)
     error_docs = tuple(o for o in outcomes if isinstance(o, Delivered) and not o.type_name)
-    failed = tuple(o for o in outcomes if isinstance(o, Failed))
+    failed = unmarked + tuple(o for o in outcomes if isinstance(o, Failed))
     return BatchResult(len(sources), data, error_docs, failed)
+
+
+def _touched_marker(settings: Settings, puts: Sequence[_Put]) -> _Put | None:
+    """One small object per batch naming the (format, type, date) partitions it writes; its key
+    is derived from the batch's data, so a retried batch rewrites the same marker."""
+    if not settings.state_prefix:
+        return None
+    data = [p for p in puts if p.type_name]
+    if not data:
+        return None
+    partitions = {Partition(settings.format, p.type_name, p.partition_date) for p in data if p.partition_date}
+    all_sources = [s for p in data for s in p.sources]
+    first = min(all_sources, key=_arrived).arrival
+    key = layout.touched_key(settings.state_prefix, first, layout.object_id("touched", *(p.key for p in data)))
+    return _Put(key, touched_body(partitions), "application/json", ())
 
 
 def _deliver(storage: Storage, put: _Put) -> Delivered | Failed:

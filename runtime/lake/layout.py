@@ -4,6 +4,16 @@
     {errors_prefix}/{stamp}-{id}.json                                             error documents
     {errors_prefix}/replayed/{stamp}-{id}.json                                    replayed ones
 
+and the compactor's state, under its own prefix (outside the data prefix, so Athena never reads it):
+
+    {state_prefix}/touched/{stamp}-{id}.json                          partitions one batch wrote
+    {state_prefix}/journal/{format}/{type}/{YYYY-MM-DD}/{name}.json   one open merge (sources -> target)
+    {state_prefix}/leases/{format}/{type}/{YYYY-MM-DD}/{generation}   who compacts a partition (S3)
+    {state_prefix}/leases/{format}/{type}/{YYYY-MM-DD}.lock           the same, locally (a file lock)
+
+A merged object is an ordinary data container, `{stamp}-{id}` named after its sources
+(`merged_key`), so a rerun after a crash writes the same key again.
+
 `stamp` is the UTC time of the object's first record's arrival, to the second
 (YYYY-MM-DD-HH-mm-ss), so names sort by arrival; `id` is uuid-shaped and derived from what the
 object holds, so a retried batch rewrites the same keys instead of adding objects.
@@ -23,7 +33,12 @@ from .formats import FORMATS, LakeFormat
 MAX_KEY_BYTES = 1024  # S3's limit on a key's UTF-8 length
 MAX_TYPE_NAME = 63  # the metaschema's limit on a record type's name
 PARTITION_KEY = "partition_date"  # Hive-style folder name; Athena's partition column
-REPLAYED = "replayed/"  # beside each replayed error document
+REPLAYED = "replayed/"
+DEFAULT_STATE_PREFIX = "_dmd-state"  # a hidden name at the lake root: not data to Athena/Hive
+TOUCHED = "touched/"
+JOURNAL = "journal/"
+LEASES = "leases/"
+_GENERATION_DIGITS = 10  # beside each replayed error document
 ERROR_EXTENSION = "json"
 _STAMP_LENGTH = 19  # YYYY-MM-DD-HH-mm-ss
 
@@ -140,3 +155,61 @@ def parse_data_key(key: str, prefix: str) -> DataKey | None:
     if day.isoformat() != day_text:  # fromisoformat also reads 20240101 and other spellings
         return None
     return DataKey(prefix, fmt, type_name, day, name)
+
+
+def merged_key(partition: DataKey, source_keys: list[str]) -> str:
+    """The merged object of `source_keys` (data keys of one partition): named by the first
+    source's stamp (so it sorts by arrival among the others) and an id derived from every source
+    key, so the same plan always writes the same key."""
+    keys = sorted(source_keys)
+    first = keys[0].rpartition("/")[2][:_STAMP_LENGTH]
+    oid = object_id("compact", *keys)
+    return f"{partition.partition}{first}-{oid}.{partition.format.extension}"
+
+
+def _partition_path(fmt: str, type_name: str, day: date | str) -> str:
+    day_text = day if isinstance(day, str) else day.isoformat()
+    return f"{fmt}/{type_name}/{day_text}"
+
+
+def touched_prefix(state_prefix: str) -> str:
+    return f"{state_prefix}/{TOUCHED}"
+
+
+def touched_key(state_prefix: str, first_arrival: datetime, oid: str) -> str:
+    return f"{touched_prefix(state_prefix)}{stamp(first_arrival)}-{oid}.json"
+
+
+def journal_prefix(state_prefix: str) -> str:
+    return f"{state_prefix}/{JOURNAL}"
+
+
+def journal_key(state_prefix: str, target: DataKey) -> str:
+    """The journal entry of the merge that writes `target`."""
+    stem = target.name.rpartition(".")[0]
+    return (
+        f"{journal_prefix(state_prefix)}{_partition_path(target.format.name, target.type_name, target.day)}/{stem}.json"
+    )
+
+
+def lease_prefix(state_prefix: str, fmt: str, type_name: str, day: date) -> str:
+    """Folder of one partition's lease generations (S3)."""
+    return f"{state_prefix}/{LEASES}{_partition_path(fmt, type_name, day)}/"
+
+
+def lease_key(state_prefix: str, fmt: str, type_name: str, day: date, generation: int) -> str:
+    return f"{lease_prefix(state_prefix, fmt, type_name, day)}{generation:0{_GENERATION_DIGITS}d}"
+
+
+def lease_generation(key: str) -> int | None:
+    name = key.rpartition("/")[2]
+    return int(name) if name.isdigit() and len(name) == _GENERATION_DIGITS else None
+
+
+def lock_key(state_prefix: str, fmt: str, type_name: str, day: date) -> str:
+    """A local lake's lock file of one partition."""
+    return f"{state_prefix}/{LEASES}{_partition_path(fmt, type_name, day)}.lock"
+
+
+def is_state(key: str, state_prefix: str) -> bool:
+    return bool(state_prefix) and key.startswith(state_prefix + "/")

@@ -7,6 +7,7 @@ import errno
 import ipaddress
 import os
 import re
+import shutil
 import tempfile
 import threading
 import time
@@ -73,6 +74,13 @@ def _s3_error(message: str, e: Exception) -> StorageError:
 TEMPORARY_PREFIX = ".tmp-"  # a local write in progress (hidden: readers and Athena skip it)
 
 
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    key: str
+    size: int
+    modified: float  # seconds since the epoch (S3: LastModified; locally: mtime)
+
+
 class Storage(Protocol):
     def put(self, key: str, body: bytes, content_type: str) -> str:
         """Store `body` at `key` (overwriting); returns a location URL."""
@@ -85,6 +93,21 @@ class Storage(Protocol):
         ...
 
     def delete(self, key: str) -> None: ...
+
+
+class LargeObjects(Protocol):
+    """What the compactor needs beyond `Storage`: sizes and ages, objects streamed through
+    local files (a merged object never has to fit in memory), a create-only put (leases)."""
+
+    def list_info(self, prefix: str) -> Iterator[ObjectInfo]: ...
+
+    def put_file(self, key: str, path: Path, content_type: str) -> str: ...
+
+    def get_file(self, key: str, path: Path) -> None: ...
+
+    def put_if_absent(self, key: str, body: bytes, content_type: str) -> bool:
+        """Create `key` only if no object has it; False if one does."""
+        ...
 
 
 class LocalStorage:
@@ -148,6 +171,77 @@ class LocalStorage:
             self._path(key).unlink(missing_ok=True)
         except OSError as e:
             raise _os_error(f"cannot delete {key}", e) from e
+
+    def list_info(self, prefix: str) -> Iterator[ObjectInfo]:
+        for key in self.list(prefix):
+            try:
+                st = (self.root / key).stat()
+            except FileNotFoundError:  # deleted since it was listed
+                continue
+            yield ObjectInfo(key, st.st_size, st.st_mtime)
+
+    def put_file(self, key: str, path: Path, content_type: str) -> str:
+        target = self._path(key)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as out, path.open("rb") as src:
+                shutil.copyfileobj(src, out, 1 << 20)
+            os.replace(tmp, target)
+        except OSError as e:
+            raise StorageError(f"cannot write {target}: {e}") from e
+        return target.as_uri()
+
+    def get_file(self, key: str, path: Path) -> None:
+        try:
+            shutil.copyfile(self._path(key), path)
+        except OSError as e:
+            raise StorageError(f"cannot read {key}: {e}") from e
+
+    def put_if_absent(self, key: str, body: bytes, content_type: str) -> bool:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        except OSError as e:
+            raise StorageError(f"cannot write {path}: {e}") from e
+        with os.fdopen(fd, "wb") as f:
+            f.write(body)
+        return True
+
+    def lock(self, key: str) -> Any:
+        """An exclusive lock on the file `key` (fcntl), or None if another process holds it.
+        The kernel releases it when the holder exits, killed or not. `release()` the result:
+        that removes the file too (a lock taken on a file since removed is taken again)."""
+        import fcntl
+
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            f = path.open("a+b")
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.close()
+                return None
+            try:
+                same = os.fstat(f.fileno()).st_ino == path.stat().st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                return _FileLock(path, f)
+            f.close()  # its holder removed it after we opened it: lock the new file
+
+
+class _FileLock:
+    def __init__(self, path: Path, f: Any) -> None:
+        self.path, self.f = path, f
+
+    def release(self) -> None:
+        self.path.unlink(missing_ok=True)  # while still holding it, so no one locks a removed file
+        self.f.close()
 
 
 class S3Storage:
@@ -217,6 +311,61 @@ class S3Storage:
             self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
         except (BotoCoreError, ClientError) as e:
             raise _s3_error(f"cannot delete s3://{self.bucket}/{self._key(key)}", e) from e
+
+    def list_info(self, prefix: str) -> Iterator[ObjectInfo]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        strip = len(self.base) + 1 if self.base else 0
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self._key(prefix))
+            infos = [
+                ObjectInfo(obj["Key"][strip:], obj["Size"], obj["LastModified"].timestamp())
+                for page in pages
+                for obj in page.get("Contents", ())
+            ]
+        except (BotoCoreError, ClientError) as e:
+            raise StorageError(f"cannot list s3://{self.bucket}/{self._key(prefix)}: {e}") from e
+        return iter(sorted(infos, key=lambda i: i.key))
+
+    def put_file(self, key: str, path: Path, content_type: str) -> str:
+        """Streamed from the file (multipart above boto3's 8 MiB threshold)."""
+        from boto3.exceptions import S3UploadFailedError
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        full = self._key(key)
+        try:
+            self.client.upload_file(str(path), self.bucket, full, ExtraArgs={"ContentType": content_type})
+        except (BotoCoreError, ClientError, S3UploadFailedError) as e:
+            raise StorageError(f"cannot write s3://{self.bucket}/{full}: {e}") from e
+        return f"s3://{self.bucket}/{full}"
+
+    def get_file(self, key: str, path: Path) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.download_file(self.bucket, self._key(key), str(path))
+        except (BotoCoreError, ClientError) as e:
+            raise StorageError(f"cannot read s3://{self.bucket}/{self._key(key)}: {e}") from e
+
+    def put_if_absent(self, key: str, body: bytes, content_type: str) -> bool:
+        """S3's conditional write (`If-None-Match: *`): 412 if the key exists; 409 if a
+        concurrent conditional write to it is in flight (that one wins)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        full = self._key(key)
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=full, Body=body, ContentType=content_type, IfNoneMatch="*")
+        except ClientError as e:
+            status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status in (409, 412) or e.response.get("Error", {}).get("Code") in (
+                "PreconditionFailed",
+                "ConditionalRequestConflict",
+            ):
+                return False
+            raise StorageError(f"cannot write s3://{self.bucket}/{full}: {e}") from e
+        except BotoCoreError as e:
+            raise StorageError(f"cannot write s3://{self.bucket}/{full}: {e}") from e
+        return True
 
 
 @dataclass(frozen=True)

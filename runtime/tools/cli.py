@@ -83,6 +83,12 @@ _LAKE_OPTIONS = (
     click.option("--errors-prefix", default="errors", show_default=True, help="Key prefix of error documents."),
     click.option("--source-system-id", default="demand-capture", show_default=True, help="Value of `system`."),
     click.option(
+        "--state-prefix",
+        default="_dmd-state",
+        show_default=True,
+        help="Where each batch records the partitions it wrote, for `dmd compact` ('' records nothing).",
+    ),
+    click.option(
         "--s3-endpoint", envvar="DMD_S3_ENDPOINT", default=None, help="S3 endpoint URL (e.g. a local server)."
     ),
     click.option(
@@ -117,6 +123,7 @@ def lake_options(command: Callable[..., None]) -> Callable[..., None]:
         prefix: str,
         errors_prefix: str,
         source_system_id: str,
+        state_prefix: str,
         s3_endpoint: str | None,
         log_level: str,
         **kwargs: Any,
@@ -126,7 +133,7 @@ def lake_options(command: Callable[..., None]) -> Callable[..., None]:
         from dmd.lake.storage import open_storage
 
         try:
-            settings = Settings(fmt, codec, prefix, errors_prefix, source_system_id)
+            settings = Settings(fmt, codec, prefix, errors_prefix, source_system_id, state_prefix)
             storage = open_storage(lake, s3_endpoint)
         except (ConfigError, ValueError) as e:
             raise click.UsageError(str(e)) from None
@@ -414,6 +421,117 @@ def stats(lake: str, prefix: str, errors_prefix: str, s3_endpoint: str | None, h
 
 
 # --- end stats ---------------------------------------------------------------------------------------
+
+
+# --- compact (issue 12) -----------------------------------------------------------------------------
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30}
+
+
+def _duration(text: str) -> float:
+    """Seconds from `90`, `90s`, `30m`, `1h`, `2d`."""
+    t = text.strip().lower()
+    unit = t[-1] if t and t[-1] in _DURATION_UNITS else "s"
+    try:
+        value = float(t.rstrip("smhd") or "x") * _DURATION_UNITS[unit]
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: a number of seconds, or with s, m, h or d") from None
+    if value < 0:
+        raise click.BadParameter(f"{text!r} is negative")
+    return value
+
+
+def _size(text: str) -> int:
+    """Bytes from `134217728`, `128MiB`, `64MB`."""
+    t = text.strip().lower().replace(" ", "")
+    number = t.rstrip("kmgib")
+    try:
+        value = int(float(number) * _SIZE_UNITS[t[len(number) :]])
+    except (ValueError, KeyError):
+        raise click.BadParameter(f"{text!r}: bytes, or with KB, MB, GB, KiB, MiB or GiB") from None
+    if value < 1:
+        raise click.BadParameter(f"{text!r} must be positive")
+    return value
+
+
+@main.command()
+@click.option("--lake", default="lake", show_default=True, help="Local directory, or s3://bucket[/base].")
+@click.option("--prefix", default="archive", show_default=True, help="Key prefix of data containers.")
+@click.option("--state-prefix", default="_dmd-state", show_default=True, help="Key prefix of the compactor's state.")
+@click.option(
+    "--format", "formats", multiple=True, type=click.Choice(list(FORMATS)), help="Only this format (repeatable)."
+)
+@click.option("--type", "types", multiple=True, help="Only this record type (repeatable).")
+@click.option("--from", "first_day", type=click.DateTime(["%Y-%m-%d"]), default=None, help="First partition date.")
+@click.option("--to", "last_day", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Last partition date.")
+@click.option("--min-age", default="1h", show_default=True, help="Merge only objects written at least this long ago.")
+@click.option("--target-size", default="128MiB", show_default=True, help="Size of a merged object at most.")
+@click.option(
+    "--budget", default=None, help="Start no merge after this long (e.g. 10m); the rest is left for the next run."
+)
+@click.option(
+    "--all", "scan_all", is_flag=True, help="List the whole data prefix instead of the touched markers (bootstrap)."
+)
+@click.option(
+    "--codec", default=None, help="Codec of merged objects (default: Avro keeps the sources', Parquet snappy)."
+)
+@click.option("--lease-seconds", default="15m", show_default=True, help="S3: a partition lease expires after this.")
+@click.option("--marker-grace", default="15m", show_default=True, help="Consume a touched marker only this old.")
+@click.option("--dry-run", is_flag=True, help="Print what would be merged; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--s3-endpoint", envvar="DMD_S3_ENDPOINT", default=None, help="S3 endpoint URL (e.g. a local server).")
+def compact(
+    lake: str,
+    prefix: str,
+    state_prefix: str,
+    formats: tuple[str, ...],
+    types: tuple[str, ...],
+    first_day: Any,
+    last_day: Any,
+    min_age: str,
+    target_size: str,
+    budget: str | None,
+    scan_all: bool,
+    codec: str | None,
+    lease_seconds: str,
+    marker_grace: str,
+    dry_run: bool,
+    as_json: bool,
+    s3_endpoint: str | None,
+) -> None:
+    """Merge the lake's small data objects per (type, partition date) into objects near the
+    target size, dropping duplicates of the same change. Crash-safe: rerun after any failure."""
+    import json
+
+    from dmd.generated import REGISTRY
+    from dmd.lake.compact import Options
+    from dmd.lake.compact import compact as run_compact
+    from dmd.lake.storage import open_storage
+
+    unknown = sorted(set(types) - set(REGISTRY))
+    if unknown:
+        raise click.BadParameter(f"{unknown}; known: {', '.join(REGISTRY)}", param_hint="--type")
+    options = Options(
+        prefix=prefix,
+        state_prefix=state_prefix,
+        formats=frozenset(formats) or None,
+        types=frozenset(types) or None,
+        first_day=first_day.date() if first_day else None,
+        last_day=last_day.date() if last_day else None,
+        min_age=_duration(min_age),
+        target_size=_size(target_size),
+        budget=_duration(budget) if budget else None,
+        dry_run=dry_run,
+        scan_all=scan_all,
+        codec=codec,
+        lease_seconds=_duration(lease_seconds),
+        marker_grace=_duration(marker_grace),
+    )
+    report = run_compact(open_storage(lake, s3_endpoint), options)
+    click.echo(json.dumps(report.to_dict(), indent=1) if as_json else report.text())
+    if not report.ok:
+        sys.exit(1)
 
 
 # --- package (issue 6) -------------------------------------------------------------------------------

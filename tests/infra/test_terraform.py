@@ -195,8 +195,7 @@ def test_function_environment_matches_the_runtime_configuration():
     (env,) = fn["environment"]
     # AWS's own endpoint in Lambda; the S3 retry/timeout knobs keep the runtime's defaults
     tuning = {"DMD_S3_ENDPOINT", "DMD_S3_MAX_ATTEMPTS", "DMD_S3_CONNECT_TIMEOUT", "DMD_S3_READ_TIMEOUT"}
-    # DMD_STATE_PREFIX (where each batch's touched-partitions marker goes) comes with the compactor
-    assert set(env["variables"]) == (set(ENVIRONMENT) | {"DMD_STATE_PREFIX"}) - tuning
+    assert set(env["variables"]) == set(ENVIRONMENT) - tuning
     v = variables()
     pairs = [
         ("DMD_PREFIX", "prefix"),

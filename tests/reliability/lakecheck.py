@@ -64,6 +64,8 @@ def read_lake(keys: Iterable[str], get: Any, settings: Settings) -> Lake:
     data_keys, error_keys = [], []
     for key in keys:
         assert ".." not in key.split("/") and not key.startswith("/"), key
+        if settings.state_prefix and key.startswith(settings.state_prefix + "/"):
+            continue  # the compactor's touched markers: not data
         if key.startswith(settings.prefix + "/"):
             data_keys.append(key)
         elif key.startswith(settings.errors_prefix + "/"):

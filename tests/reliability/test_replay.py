@@ -54,7 +54,8 @@ def first_run(items: list, storage) -> None:
 
 
 def snapshot(storage) -> dict[str, bytes]:
-    return {k: storage.get(k) for k in storage.list("")}
+    """The lake's data and error documents (not the compactor's touched markers)."""
+    return {k: storage.get(k) for k in storage.list("") if not k.startswith(SETTINGS.state_prefix + "/")}
 
 
 def run_replay(storage, source: Source | None = None):

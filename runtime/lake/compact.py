@@ -1,0 +1,434 @@
+"""Compaction: merge the small data containers of each (format, type, partition date) into
+objects near a target size, dropping duplicates of the same change.
+
+Finding work. The writer leaves one marker per batch under `{state_prefix}/touched/` naming the
+partitions it wrote, before it writes them. A run lists only those markers (its cost grows with
+the batches since the last run, not with the bucket), compacts those partitions and deletes the
+markers it consumed once their partitions are settled. `scan_all` lists the whole data prefix
+instead, to bootstrap a lake written before markers existed.
+
+Per partition, under its lease (state.acquire), a run first finishes or undoes every open
+journal entry, then lists the partition once: only objects listed then are merged, so objects
+a writer adds meanwhile are left for a later run. Objects younger than `min_age` or at least
+`LEFT_ALONE` of the target size are left alone; the rest, in key order (keys start with the
+arrival stamp), are cut into groups of at most `target_size` bytes, each merged into one object.
+
+One merge, crash-safe at every step:
+  1. journal entry `planned` (sources -> target) is put;
+  2. the target is written (a deterministic key: a rerun writes the same one);
+  3. it is read back: its row count and the digest of its sequence numbers must be the ones
+     written, else it is deleted and the sources stay;
+  4. journal entry `verified`;
+  5. the sources are deleted, then the journal entry.
+A run finds what a killed one left: `planned` -> the target is deleted (undone); `verified` ->
+the target is checked again and the remaining sources deleted (finished). Between 2 and 5
+readers may see a row twice (from the target and its source), never miss one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from . import layout, merge
+from .formats import FORMATS
+from .state import PLANNED, VERIFIED, JournalEntry, Lease, Partition, acquire, owner_id, read_touched
+from .storage import ObjectInfo, Storage, StorageError
+
+MIB = 1 << 20
+LEFT_ALONE = 0.75  # of the target size: objects this big are not merged again
+GIVE_UP_AFTER = 5  # partitions failing one after the other with storage errors: S3 is down, stop
+JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class Options:
+    prefix: str = "archive"
+    state_prefix: str = layout.DEFAULT_STATE_PREFIX
+    formats: frozenset[str] | None = None  # None: every format
+    types: frozenset[str] | None = None  # None: every type
+    first_day: date | None = None
+    last_day: date | None = None
+    min_age: float = 3600.0  # seconds since an object was written
+    target_size: int = 128 * MIB
+    budget: float | None = None  # seconds: no new merge starts after this
+    dry_run: bool = False
+    scan_all: bool = False  # list the data prefix instead of the touched markers
+    codec: str | None = None  # None: Avro keeps the sources' codec, Parquet writes snappy
+    lease_seconds: float = 900.0  # S3 leases expire after this (a killed run blocks no longer)
+    # A marker is consumed only once this old: the batch that wrote it may still be putting data
+    # (a Lambda batch runs at most 15 minutes).
+    marker_grace: float = 900.0
+
+    def wants(self, p: Partition) -> bool:
+        return (
+            (self.formats is None or p.format in self.formats)
+            and (self.types is None or p.type_name in self.types)
+            and (self.first_day is None or p.day >= self.first_day)
+            and (self.last_day is None or p.day <= self.last_day)
+        )
+
+
+@dataclass
+class MergeReport:
+    partition: Partition
+    target: str
+    sources: list[str]
+    rows: int = 0
+    dropped: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    excluded: list[tuple[str, str]] = field(default_factory=list)
+    error: str = ""
+    # seconds from the merged object's put to the last source's deletion: while readers may
+    # see the merged rows twice (in the merged object and in a source not deleted yet)
+    window: float = 0.0
+
+
+@dataclass
+class Report:
+    dry_run: bool = False
+    partitions: int = 0  # partitions looked at
+    merges: list[MergeReport] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)  # journal entries finished or undone
+    stuck: list[str] = field(default_factory=list)  # journal entries that need an operator
+    busy: list[str] = field(default_factory=list)  # partitions another compactor holds
+    deferred: list[str] = field(default_factory=list)  # partitions left for the next run (budget)
+    errors: list[str] = field(default_factory=list)  # partitions a storage error stopped: rerun
+    markers_read: int = 0
+    markers_consumed: int = 0
+    seconds: float = 0.0
+
+    @property
+    def done(self) -> list[MergeReport]:
+        return [m for m in self.merges if not m.error]
+
+    @property
+    def failed(self) -> list[MergeReport]:
+        return [m for m in self.merges if m.error]
+
+    @property
+    def ok(self) -> bool:
+        """Nothing failed and nothing needs an operator (busy or deferred partitions wait)."""
+        return not (self.failed or self.stuck or self.errors)
+
+    def to_dict(self) -> dict[str, Any]:
+        done = self.done
+        return {
+            "dry_run": self.dry_run,
+            "partitions": self.partitions,
+            "merges": len(done),
+            "objects_merged": sum(len(m.sources) - len(m.excluded) for m in done),
+            "objects_written": len(done),
+            "rows": sum(m.rows for m in done),
+            "duplicates_dropped": sum(m.dropped for m in done),
+            "bytes_in": sum(m.bytes_in for m in done),
+            "bytes_out": sum(m.bytes_out for m in done),
+            "failed": [{"target": m.target, "error": m.error} for m in self.failed],
+            "excluded": [{"key": k, "reason": r} for m in done for k, r in m.excluded],
+            "recovered": self.recovered,
+            "stuck": self.stuck,
+            "busy": self.busy,
+            "deferred": self.deferred,
+            "errors": self.errors,
+            "markers_read": self.markers_read,
+            "markers_consumed": self.markers_consumed,
+            "seconds": round(self.seconds, 3),
+            "duplicate_window_max_seconds": round(max((m.window for m in done), default=0.0), 3),
+            "merge_list": [
+                {"target": m.target, "sources": m.sources, "rows": m.rows, "dropped": m.dropped} for m in done
+            ],
+        }
+
+    def text(self) -> str:
+        d = self.to_dict()
+        verb = "would merge" if self.dry_run else "merged"
+        lines = [
+            f"{d['partitions']} partitions looked at; {verb} {d['objects_merged']} objects into "
+            f"{d['objects_written']} in {d['seconds']:.1f} s"
+        ]
+        if not self.dry_run:
+            lines.append(
+                f"  {d['rows']} rows kept, {d['duplicates_dropped']} duplicates dropped; "
+                f"{d['bytes_in']} bytes -> {d['bytes_out']} bytes; "
+                f"longest duplicate window {d['duplicate_window_max_seconds']:.3f} s"
+            )
+        for m in self.merges:
+            mark = "FAILED " if m.error else ""
+            lines.append(f"  {mark}{m.partition}: {len(m.sources)} objects -> {m.target.rpartition('/')[2]}")
+            if m.error:
+                lines.append(f"    {m.error}")
+        for name, items in (
+            ("recovered from the journal", self.recovered),
+            ("STUCK (see the journal entry)", self.stuck),
+            ("busy (another compactor holds them)", self.busy),
+            ("left for the next run (budget)", self.deferred),
+            ("FAILED (storage errors; run again)", self.errors),
+        ):
+            if items:
+                lines.append(f"  {name}: {len(items)}")
+                lines += [f"    {item}" for item in items[:20]]
+        lines.append(f"  touched markers: {self.markers_read} read, {self.markers_consumed} consumed")
+        return "\n".join(lines)
+
+
+def plan(infos: Iterable[ObjectInfo], options: Options, now: float) -> list[list[ObjectInfo]]:
+    """Groups of one partition's objects to merge, in key order; a group of one is no merge."""
+    limit = options.target_size * LEFT_ALONE
+    candidates = [i for i in infos if i.size < limit and i.modified <= now - options.min_age]
+    groups: list[list[ObjectInfo]] = []
+    current: list[ObjectInfo] = []
+    size = 0
+    for info in candidates:
+        if current and size + info.size > options.target_size:
+            groups.append(current)
+            current, size = [], 0
+        current.append(info)
+        size += info.size
+    if current:
+        groups.append(current)
+    return [g for g in groups if len(g) > 1]
+
+
+class Compactor:
+    def __init__(self, storage: Storage, options: Options) -> None:
+        self.storage: Any = storage
+        self.options = options
+        self.owner = owner_id()
+        self.parallel = getattr(storage, "max_parallel_puts", 8) > 1 and not hasattr(storage, "lock")
+        self.report = Report(dry_run=options.dry_run)
+
+    # --- a run ---------------------------------------------------------------------------------
+
+    def run(self) -> Report:
+        started = time.monotonic()
+        o = self.options
+        now = time.time()
+        markers: dict[str, set[Partition]] = {}
+        try:
+            journal = self._journal_partitions()
+            if o.scan_all:
+                work = self._scan_partitions()
+            else:
+                markers, young = self._read_markers(now)
+                work = set().union(young, *markers.values())
+        except StorageError as e:
+            self.report.errors.append(f"finding work: {e}")
+            return self.report
+        work = {p for p in work if o.wants(p)} | journal
+        settled: set[Partition] = set()
+        failing = 0
+        for p in sorted(work, key=lambda p: (p.format, p.type_name, p.day)):
+            if self._over_budget(started) or failing >= GIVE_UP_AFTER:
+                self.report.deferred.append(str(p))
+                continue
+            self.report.partitions += 1
+            try:
+                if self._partition(p, started, now):
+                    settled.add(p)
+                failing = 0
+            except StorageError as e:  # what is open is in the journal: the next run goes on
+                self.report.errors.append(f"{p}: {e}")
+                failing += 1
+        if not o.dry_run:
+            for key, partitions in markers.items():
+                if partitions <= settled:
+                    try:
+                        self.storage.delete(key)
+                    except StorageError as e:
+                        self.report.errors.append(f"{key}: {e}")
+                        continue
+                    self.report.markers_consumed += 1
+        self.report.seconds = time.monotonic() - started
+        return self.report
+
+    def _over_budget(self, started: float) -> bool:
+        return self.options.budget is not None and time.monotonic() - started >= self.options.budget
+
+    def _read_markers(self, now: float) -> tuple[dict[str, set[Partition]], set[Partition]]:
+        """Each touched marker old enough to be consumed, with its partitions; and the partitions
+        of younger markers: compacted too, but their markers stay for the next run."""
+        out: dict[str, set[Partition]] = {}
+        young: set[Partition] = set()
+        for info in self.storage.list_info(layout.touched_prefix(self.options.state_prefix)):
+            try:
+                partitions = read_touched(self.storage.get(info.key))
+            except StorageError:
+                continue  # consumed by another compactor meanwhile
+            except (ValueError, KeyError, TypeError):
+                continue  # not a marker this layout writes: left alone
+            self.report.markers_read += 1
+            if info.modified <= now - self.options.marker_grace:
+                out[info.key] = partitions
+            else:
+                young |= partitions
+        return out, young
+
+    def _scan_partitions(self) -> set[Partition]:
+        found = set()
+        for key in self.storage.list(self.options.prefix + "/"):
+            k = layout.parse_data_key(key, self.options.prefix)
+            if k is not None:
+                found.add(Partition(k.format.name, k.type_name, k.day))
+        return found
+
+    def _journal_partitions(self) -> set[Partition]:
+        found = set()
+        for key in self.storage.list(layout.journal_prefix(self.options.state_prefix)):
+            parts = key[len(layout.journal_prefix(self.options.state_prefix)) :].split("/")
+            if len(parts) == 4:
+                try:
+                    found.add(Partition(parts[0], parts[1], date.fromisoformat(parts[2])))
+                except ValueError:
+                    continue
+        return found
+
+    # --- one partition ---------------------------------------------------------------------------
+
+    def _partition(self, p: Partition, started: float, now: float) -> bool:
+        """Compact one partition; True if nothing is left to do in it for now."""
+        o = self.options
+        lease = None
+        if not o.dry_run:
+            lease = acquire(self.storage, o.state_prefix, p, self.owner, o.lease_seconds)
+            if lease is None:
+                self.report.busy.append(str(p))
+                return False
+        try:
+            if lease is not None and not self._recover(p, lease):
+                return False
+            fmt = FORMATS[p.format]
+            folder = layout.partition_prefix(o.prefix, p.format, p.type_name, p.day)
+            infos = [i for i in self.storage.list_info(folder) if layout.parse_data_key(i.key, o.prefix)]
+            infos = [i for i in infos if i.key.endswith("." + fmt.extension)]
+            settled = all(i.modified <= now - o.min_age or i.size >= o.target_size * LEFT_ALONE for i in infos)
+            for group in plan(infos, o, now):
+                if self._over_budget(started):
+                    self.report.deferred.append(str(p))
+                    return False
+                if not self._merge(p, group, lease):
+                    settled = False
+            return settled
+        finally:
+            if lease is not None:
+                with contextlib.suppress(StorageError):  # an S3 lease then expires by itself
+                    lease.release()
+
+    def _target(self, p: Partition, sources: list[str]) -> tuple[str, layout.DataKey]:
+        first = layout.parse_data_key(sources[0], self.options.prefix)
+        assert first is not None
+        target = layout.merged_key(first, sources)
+        parsed = layout.parse_data_key(target, self.options.prefix)
+        assert parsed is not None
+        return target, parsed
+
+    def _merge(self, p: Partition, group: list[ObjectInfo], lease: Lease | None) -> bool:
+        o = self.options
+        sources = [i.key for i in group]
+        target, target_key = self._target(p, sources)
+        report = MergeReport(p, target, sources, bytes_in=sum(i.size for i in group))
+        self.report.merges.append(report)
+        if o.dry_run:
+            return True
+        storage = self.storage
+        journal = layout.journal_key(o.state_prefix, target_key)
+        verified = False
+        try:
+            storage.put(journal, JournalEntry(PLANNED, target, tuple(sources)).to_json(), JSON)
+            with tempfile.TemporaryDirectory(prefix="dmd-compact-") as tmp:
+                out = Path(tmp) / "merged"
+                sync = hashlib.sha256(target.encode()).digest()[:16]
+                sizes = [i.size for i in group]
+                merged = merge.merge(p.format, storage, sources, sizes, out, o.codec, sync, self.parallel)
+                report.excluded = merged.excluded
+                report.rows, report.dropped = merged.rows, merged.dropped
+                if not merged.consumed:
+                    raise merge.MergeError("no source could be read")
+                put_at = time.monotonic()
+                storage.put_file(target, out, FORMATS[p.format].content_type)
+                out.unlink()
+                back = Path(tmp) / "back"
+                storage.get_file(target, back)
+                report.bytes_out = back.stat().st_size
+                rows, digest = merge.verify(p.format, back)
+                if (rows, digest) != (merged.rows, merged.digest):
+                    raise merge.MergeError(
+                        f"{target} read back holds {rows} rows (digest {digest[:12]}), not the {merged.rows} written"
+                    )
+            entry = JournalEntry(VERIFIED, target, tuple(merged.consumed), merged.rows, merged.digest, merged.dropped)
+            storage.put(journal, entry.to_json(), JSON)
+            verified = True
+            report.sources = list(merged.consumed)
+            if lease is not None and not lease.valid(margin=min(60.0, o.lease_seconds / 4)):
+                raise merge.MergeError("the partition's lease expired: the next run deletes the sources")
+            for key in merged.consumed:
+                storage.delete(key)
+            report.window = time.monotonic() - put_at
+            storage.delete(journal)
+        except (StorageError, merge.MergeError, OSError) as e:
+            report.error = str(e)
+            if not verified:
+                self._undo(target, journal)
+            return False
+        return True
+
+    def _undo(self, target: str, journal: str) -> None:
+        try:
+            self.storage.delete(target)
+            self.storage.delete(journal)
+        except StorageError:
+            pass  # the journal entry stays `planned`: the next run deletes the target
+
+    def _recover(self, p: Partition, lease: Lease) -> bool:
+        """Finish or undo the partition's open journal entries; False if one is stuck."""
+        o = self.options
+        folder = f"{layout.journal_prefix(o.state_prefix)}{p.format}/{p.type_name}/{p.day.isoformat()}/"
+        ok = True
+        for key in self.storage.list(folder):
+            try:
+                entry = JournalEntry.from_json(self.storage.get(key))
+            except (StorageError, ValueError, KeyError) as e:
+                self.report.stuck.append(f"{key}: unreadable journal entry: {e}")
+                ok = False
+                continue
+            outcome = self._resolve(p, key, entry)
+            if outcome.startswith("stuck"):
+                self.report.stuck.append(f"{key}: {outcome}")
+                ok = False
+            else:
+                self.report.recovered.append(f"{entry.target}: {outcome}")
+        return ok
+
+    def _resolve(self, p: Partition, journal: str, entry: JournalEntry) -> str:
+        storage = self.storage
+        present = set(storage.list(layout.partition_prefix(self.options.prefix, p.format, p.type_name, p.day)))
+        if entry.state == VERIFIED and entry.target in present:
+            with tempfile.TemporaryDirectory(prefix="dmd-compact-") as tmp:
+                back = Path(tmp) / "back"
+                storage.get_file(entry.target, back)
+                try:
+                    checked = merge.verify(p.format, back)
+                except Exception:
+                    checked = (-1, "")
+            if checked == (entry.rows, entry.digest):
+                for key in entry.sources:
+                    if key in present:
+                        storage.delete(key)
+                storage.delete(journal)
+                return "finished (remaining sources deleted)"
+        if entry.state == VERIFIED and not all(k in present for k in entry.sources):
+            return "stuck: the verified target is missing or changed and some sources are gone"
+        storage.delete(entry.target)
+        storage.delete(journal)
+        return "undone (target deleted, sources kept)"
+
+
+def compact(storage: Storage, options: Options) -> Report:
+    return Compactor(storage, options).run()
