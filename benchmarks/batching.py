@@ -156,13 +156,18 @@ def batches(records: Sequence[Record], s: Setting, phase: float) -> Iterator[tup
 
 
 class CountingStorage:
+    """Counts the lake's objects: data containers and error documents, not the batch's one
+    touched-partitions marker under the state prefix (the compactor deletes those)."""
+
     max_parallel_puts = 1  # answers at once (see pipeline.process_batch)
 
     def __init__(self) -> None:
         self.objects = 0
 
     def put(self, key: str, body: bytes, content_type: str) -> str:
-        self.objects += 1
+        from dmd.lake.layout import DEFAULT_STATE_PREFIX
+
+        self.objects += not key.startswith(DEFAULT_STATE_PREFIX + "/")
         return f"mem://{key}"
 
 
