@@ -53,7 +53,7 @@ def test_two_local_compactors_racing_never_merge_an_object_twice(tmp_path):
 @pytest.fixture
 def s3_lake(s3, moto_server):
     storage = S3Storage("dmd-test", endpoint_url=moto_server.url)
-    write_lake(storage, "avro", 600, seed=4, retries=3)
+    write_lake(storage, "avro", 300, seed=4, retries=3)
     return storage
 
 

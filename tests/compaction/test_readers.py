@@ -52,7 +52,7 @@ def current(root) -> dict[str, list[str]] | None:
 
 def test_readers_never_miss_a_row_and_current_views_hold_during_compaction(tmp_path):
     storage = LocalStorage(tmp_path)
-    write_lake(storage, "parquet", 1500, seed=17)
+    write_lake(storage, "parquet", 700, seed=17)
     before = snapshot(storage)
     assert before is not None
     views_before = current(tmp_path)
