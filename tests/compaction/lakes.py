@@ -19,6 +19,11 @@ from dmd.lake.read import read_rows
 from dmd.lake.storage import Storage
 from dmd.tools.sample import sample
 
+# Changes per second slow enough that a sample's demand and notifications (dated by arrival) spread
+# over weeks of partitions, as a lake that has run for a while does; events and sales have dates of
+# their own anyway.
+SPREAD_RATE = 0.0003
+
 
 def write_lake(
     storage: Storage, fmt: str, records: int, seed: int, *, retries: int = 3, batch_size: int = 100, codec: str = ""
@@ -27,7 +32,7 @@ def write_lake(
     retry would (same changes; a group whose records all fall in the retried half gets its old
     key again, the others new objects). Returns how many rows the retries archived."""
     settings = Settings(format=fmt, codec=codec)
-    events, _ = sample(records, seed, batch_size=batch_size)
+    events, _ = sample(records, seed, batch_size=batch_size, rate=SPREAD_RATE)
     batches = [decode_event(e) for e in events]
     twice = 0
     for batch in batches:

@@ -9,7 +9,7 @@ import sys
 from collections import Counter
 
 import pytest
-from lakes import rows_by_partition, write_lake
+from lakes import SPREAD_RATE, rows_by_partition, write_lake
 
 from dmd.generated import REGISTRY
 from dmd.ingest.config import Settings
@@ -53,7 +53,7 @@ class Recording(LocalStorage):
 
 
 def batches(n: int, seed: int = 3):
-    events, _ = sample(n, seed, batch_size=50)
+    events, _ = sample(n, seed, batch_size=50, rate=SPREAD_RATE)
     return [decode_event(e) for e in events]
 
 
