@@ -294,7 +294,11 @@ def _process_batch(
         # which the compactor never touches, go ahead).
         outcome = _deliver(storage, marker)
         if isinstance(outcome, Failed):
-            unmarked = tuple(Failed(p.key, outcome.reason, p.sources) for p in puts if p.type_name)
+            unmarked = tuple(
+                Failed(p.key, outcome.reason, p.sources, outcome.cause, outcome.permanent, p.type_name)
+                for p in puts
+                if p.type_name
+            )
             puts = [p for p in puts if not p.type_name]
 
     # Puts to S3 wait on the network: run them in parallel. A store that answers at once says

@@ -134,7 +134,7 @@ def runtime_accepts(prefix: str) -> bool:
     from dmd.ingest.config import ConfigError, Settings
 
     try:
-        Settings(prefix=prefix, errors_prefix="x-" + prefix.replace("/", "-"))
+        Settings(prefix=prefix, errors_prefix="x-" + prefix.replace("/", "-"), state_prefix="s-" + prefix.replace("/", "-"))
     except ConfigError:
         return False
     return True
