@@ -134,7 +134,8 @@ def runtime_accepts(prefix: str) -> bool:
     from dmd.ingest.config import ConfigError, Settings
 
     try:
-        Settings(prefix=prefix, errors_prefix="x-" + prefix.replace("/", "-"), state_prefix="s-" + prefix.replace("/", "-"))
+        state = "s-" + prefix.replace("/", "-")  # apart from both: only the rule for one prefix is compared
+        Settings(prefix=prefix, errors_prefix="x-" + prefix.replace("/", "-"), state_prefix=state)
     except ConfigError:
         return False
     return True
