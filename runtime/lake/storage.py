@@ -124,6 +124,10 @@ class LocalStorage:
         return path
 
     def put(self, key: str, body: bytes, content_type: str) -> str:
+        return self._write(key, lambda out: out.write(body))
+
+    def _write(self, key: str, write: Any) -> str:
+        """`write(file)` into a temporary file beside `key`, renamed over it when complete."""
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -132,7 +136,7 @@ class LocalStorage:
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMPORARY_PREFIX)
             try:
                 with os.fdopen(fd, "wb") as f:
-                    f.write(body)
+                    write(f)
                 os.replace(tmp, path)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
@@ -181,22 +185,14 @@ class LocalStorage:
             yield ObjectInfo(key, st.st_size, st.st_mtime)
 
     def put_file(self, key: str, path: Path, content_type: str) -> str:
-        target = self._path(key)
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-            with os.fdopen(fd, "wb") as out, path.open("rb") as src:
-                shutil.copyfileobj(src, out, 1 << 20)
-            os.replace(tmp, target)
-        except OSError as e:
-            raise StorageError(f"cannot write {target}: {e}") from e
-        return target.as_uri()
+        with path.open("rb") as src:
+            return self._write(key, lambda out: shutil.copyfileobj(src, out, 1 << 20))
 
     def get_file(self, key: str, path: Path) -> None:
         try:
             shutil.copyfile(self._path(key), path)
         except OSError as e:
-            raise StorageError(f"cannot read {key}: {e}") from e
+            raise _os_error(f"cannot read {key}", e) from e
 
     def put_if_absent(self, key: str, body: bytes, content_type: str) -> bool:
         path = self._path(key)
