@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from dmd.lake import layout
 from dmd.lake.formats import FORMATS, LakeFormat
 from dmd.lake.metrics import DEFAULT_NAMESPACE
 
@@ -62,7 +63,6 @@ COMPACTOR_ENVIRONMENT = (
     ("DMD_COMPACT_BUDGET_SECONDS", "var.compaction_budget_seconds"),
 )
 COMPACTOR_HANDLER = "dmd.lake.compact_handler.handler"
-TOUCHED = "touched"  # {state_prefix}/touched/: the archiving function's markers, read by the compactor
 # Key prefixes as the runtime accepts them (dmd.ingest.config): S3's safe characters in
 # '/'-separated segments; the templates also reject "." and ".." segments. RE2 syntax.
 PREFIX_PATTERN = "^[A-Za-z0-9_.*'()!-]+(/[A-Za-z0-9_.*'()!-]+)*$"
@@ -195,7 +195,9 @@ def render_terraform(model: Model) -> dict[str, str]:
         "handler": hcl_string(HANDLER),
         "compactor_environment": aligned(COMPACTOR_ENVIRONMENT),
         "compactor_handler": hcl_string(COMPACTOR_HANDLER),
-        "touched": TOUCHED,
+        # {state_prefix}/touched/: the archiving function's markers, read by the compactor
+        "touched": layout.TOUCHED.rstrip("/"),
+        "default_state_prefix": hcl_string(layout.DEFAULT_STATE_PREFIX),
         "prefix_pattern": hcl_string(PREFIX_PATTERN),
         # what the runtime accepts for any format; empty: the format's default
         "codecs": sorted({hcl_string(c) for fmt in FORMATS.values() for c in fmt.codecs}),
