@@ -100,7 +100,11 @@ def load_record_type(path: Path, label: str) -> RecordType:
     if not isinstance(doc, dict):
         got = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(doc), "a number")
         raise SchemaError([f"{label}:: a schema file holds one JSON object (an Avro record schema), not {got}"])
+    return record_type_from_doc(doc, label, path.stem, hashlib.sha256(raw).hexdigest())
 
+
+def record_type_from_doc(doc: dict[str, Any], label: str, stem: str, sha256: str = "") -> RecordType:
+    """A parsed schema document (a file's, or an earlier version's from the history) as a RecordType."""
     meta_faults = sorted(
         {_meta_fault(label, e) for e in _metaschema_validator().iter_errors(doc)},
         key=lambda line: line.split(": ", 1)[0],
@@ -111,7 +115,7 @@ def load_record_type(path: Path, label: str) -> RecordType:
     # Semantic checks before fastavro: they name the JSON pointer of a fault (e.g. a decimal
     # scale above its precision, a name defined twice), where fastavro's message names none.
     builder = _Builder(label, doc)
-    rt = builder.build(hashlib.sha256(raw).hexdigest(), path.stem)
+    rt = builder.build(sha256, stem)
     if builder.faults:
         raise SchemaError(builder.faults)
     try:
@@ -233,6 +237,7 @@ class _Builder:
             minimum=ann.get("minimum"),
             maximum=ann.get("maximum"),
             argument=ann.get(ADDED[origin].argument, "") if origin in ADDED else "",
+            aliases=tuple(f.get("aliases", ())),
         )
         self.check_field(field)
         return field

@@ -48,6 +48,7 @@ class Field:
     minimum: int | None = None
     maximum: int | None = None
     argument: str = ""  # what an `added` kind needs (added.py): a template "{type}:{id}", a setting's name
+    aliases: tuple[str, ...] = ()  # earlier names (Avro aliases): a reader resolves them to this field
 
     @property
     def from_image(self) -> bool:

@@ -109,6 +109,8 @@ def avro_field(f: Field) -> dict[str, Any]:
     out: dict[str, Any] = {"name": f.name, "type": ["null", avro] if f.optional else avro}
     if f.optional:
         out["default"] = None
+    if f.aliases:
+        out["aliases"] = list(f.aliases)
     if f.doc:
         out["doc"] = f.doc
     return out

@@ -10,6 +10,7 @@ import pprint
 from dataclasses import dataclass
 
 from ..added import ADDED
+from ..history import fingerprint
 from ..model import Field, Kind, Model, Record, RecordType, TypeRef
 from ..templating import header, render
 from ..typemap import INT_RANGES, arrow_field, field_mapping, python_hint, record_avro
@@ -262,6 +263,7 @@ def render_record_type(rt: RecordType) -> str:
         scrub=scrub_lines(rt),
         fields=[field_info(f) for f in rt.walk()],
         avro_schema=pprint.pformat(record_avro(rt), indent=1, width=100, sort_dicts=False),
+        fingerprint=fingerprint(record_avro(rt)),
         arrow_fields=[arrow_field(f) for f in rt.root.fields],
         avro_writers=[avro_writer_view(r, r is rt.root) for r in rt.records()],
         avro_enums=avro_enum_constants(rt),

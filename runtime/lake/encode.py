@@ -5,12 +5,15 @@ through the format's row in `formats.FORMATS`."""
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache
+from types import MappingProxyType
 from typing import Any
 
 from dmd.support import avrowire
 from dmd.support.records import RecordSpec
+
+from .formats import FINGERPRINT_KEY
 
 
 @cache
@@ -27,10 +30,17 @@ def _avro_schema_json(spec: RecordSpec) -> bytes:
     return orjson.dumps(spec.avro_schema)
 
 
+@cache
+def metadata(spec: RecordSpec) -> Mapping[str, str]:
+    """What every container of `spec` records besides its schema: the schema's fingerprint, so
+    any file can be traced to the generated version it was written with (generated/history)."""
+    return MappingProxyType({FINGERPRINT_KEY: spec.fingerprint} if spec.fingerprint else {})
+
+
 def encode_avro(spec: RecordSpec, records: Sequence[Any], codec: str) -> bytes:
     if spec.avro_write is not None and codec in avrowire.COMPRESSORS:
         # The generated writer and our container: no per-file schema dump, no per-value dispatch.
-        return avrowire.container(_avro_schema_json(spec), codec, records, spec.avro_write)
+        return avrowire.container(_avro_schema_json(spec), codec, records, spec.avro_write, metadata(spec))
     return encode_avro_fastavro(spec, records, codec)
 
 
@@ -39,7 +49,10 @@ def encode_avro_fastavro(spec: RecordSpec, records: Sequence[Any], codec: str) -
 
     buf = io.BytesIO()
     to_avro = spec.to_avro
-    fastavro.writer(buf, _parsed_avro_schema(spec), [to_avro(r) for r in records], codec=codec)
+    # a copy: fastavro adds avro.schema and avro.codec to the dict it is given
+    fastavro.writer(
+        buf, _parsed_avro_schema(spec), [to_avro(r) for r in records], codec=codec, metadata=dict(metadata(spec))
+    )
     return buf.getvalue()
 
 
@@ -50,21 +63,24 @@ def encode_avro_fastavro(spec: RecordSpec, records: Sequence[Any], codec: str) -
 LEAN_ROWS = 1000
 
 
-def write_parquet(table: Any, codec: str) -> bytes:
+def write_parquet(table: Any, codec: str, key_values: Mapping[str, str] | None = None) -> bytes:
+    """One Parquet file of `table`; `key_values` go into the file's key-value metadata."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     sink = pa.BufferOutputStream()
     lean = table.num_rows < LEAN_ROWS
-    pq.write_table(
-        table,
+    with pq.ParquetWriter(
         sink,
+        table.schema,
         compression=codec,
-        row_group_size=max(table.num_rows, 1),  # one row group per container
         use_dictionary=not lean,
         write_statistics=not lean,
         store_schema=False,  # the ARROW:schema blob: only Arrow readers use it; the Parquet types say the same
-    )
+    ) as writer:
+        writer.write_table(table, row_group_size=max(table.num_rows, 1))  # one row group per container
+        if key_values:  # store_schema=False drops the Arrow schema's metadata: written as the file's own
+            writer.add_key_value_metadata(dict(key_values))
     return sink.getvalue().to_pybytes()
 
 
@@ -93,7 +109,7 @@ def arrow_memory() -> None:
 
 def encode_parquet(spec: RecordSpec, records: Sequence[Any], codec: str) -> bytes:
     arrow_memory()
-    return write_parquet(spec.to_arrow(records), codec)
+    return write_parquet(spec.to_arrow(records), codec, metadata(spec))
 
 
 def encode_parquet_groups(spec: RecordSpec, groups: Sequence[Sequence[Any]], codec: str) -> list[bytes]:
@@ -106,7 +122,7 @@ def encode_parquet_groups(spec: RecordSpec, groups: Sequence[Sequence[Any]], cod
     out = []
     offset = 0
     for group in groups:
-        out.append(write_parquet(table.slice(offset, len(group)), codec))
+        out.append(write_parquet(table.slice(offset, len(group)), codec, metadata(spec)))
         offset += len(group)
     return out
 

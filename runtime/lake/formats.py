@@ -12,6 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+# The key under which every container records the fingerprint of the schema it was written with
+# (RecordSpec.fingerprint): an Avro file's metadata, a Parquet file's key-value metadata.
+FINGERPRINT_KEY = "dmd.schema.fingerprint"
+
 
 @dataclass(frozen=True)
 class LakeFormat:

@@ -27,6 +27,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from .formats import FINGERPRINT_KEY
 from .storage import Storage
 
 AVRO_BLOCK_BYTES = 1 << 20  # uncompressed datum bytes per output block
@@ -180,8 +181,8 @@ def _projection(schema: bytes) -> Any:
     return fastavro.parse_schema(projected | {"fields": [{"name": "cdc", "type": inner}]})
 
 
-def _avro_header(body: bytes) -> tuple[bytes, str, Iterator[_AvroBlock]]:
-    """(writer schema as written, codec, its blocks one at a time)."""
+def _avro_header(body: bytes) -> tuple[bytes, str, str | None, Iterator[_AvroBlock]]:
+    """(writer schema as written, codec, schema fingerprint, its blocks one at a time)."""
     import fastavro
 
     meta = fastavro.block_reader(io.BytesIO(body)).metadata
@@ -196,7 +197,7 @@ def _avro_header(body: bytes) -> tuple[bytes, str, Iterator[_AvroBlock]]:
             size, pos = _read_long(view, pos)
             yield _AvroBlock(body[pos : pos + size], block.bytes_.getvalue(), [_seq(r) for r in block])
 
-    return schema, meta.get("avro.codec", "null"), blocks()
+    return schema, meta.get("avro.codec", "null"), meta.get(FINGERPRINT_KEY), blocks()
 
 
 def _avro_rows(body: bytes) -> list[dict[str, Any]]:
@@ -223,11 +224,11 @@ def _seq(row: dict[str, Any]) -> str:
 
 
 class _AvroWriter:
-    def __init__(self, out: io.BufferedWriter, schema: bytes, codec: str, sync: bytes) -> None:
+    def __init__(self, out: io.BufferedWriter, schema: bytes, codec: str, sync: bytes, fingerprint: str | None) -> None:
         from dmd.support import avrowire
 
-        self.out, self.schema, self.codec, self.sync = out, schema, codec, sync
-        out.write(avrowire.header(schema, codec, sync))
+        self.out, self.schema, self.codec, self.sync, self.fingerprint = out, schema, codec, sync, fingerprint
+        out.write(avrowire.header(schema, codec, sync, _fingerprint_metadata(fingerprint)))
         self.buffer = bytearray()
         self.count = 0
 
@@ -277,14 +278,14 @@ def merge_avro(
     with out_path.open("wb") as out:
         for index, key, body in fetch_all(storage, keys, sizes, parallel):
             try:
-                schema, src_codec, blocks = _avro_header(body)
+                schema, src_codec, fingerprint, blocks = _avro_header(body)
             except Exception as e:  # not a container we can read: leave it where it is
                 merged.excluded.append((key, f"unreadable Avro container: {e}"))
                 continue
             if writer is None:
-                writer = _AvroWriter(out, schema, codec or src_codec, sync)
+                writer = _AvroWriter(out, schema, codec or src_codec, sync, fingerprint)
                 parsed = fastavro.parse_schema(json.loads(schema))
-            elif schema != writer.schema:
+            elif schema != writer.schema or fingerprint != writer.fingerprint:  # blocks copied only between equals
                 merged.excluded.append((key, "another writer schema"))
                 continue
             sources.put(index, body)
@@ -345,6 +346,16 @@ def _parquet_seqs(table: Any) -> list[str]:
         return [""] * table.num_rows
 
 
+def _fingerprint_metadata(fingerprint: str | None) -> dict[str, str]:
+    """The merged object records its sources' schema fingerprint (all sources share it)."""
+    return {FINGERPRINT_KEY: fingerprint} if fingerprint else {}
+
+
+def _parquet_fingerprint(source: Any) -> str | None:
+    value = (source.metadata.metadata or {}).get(FINGERPRINT_KEY.encode())
+    return value.decode() if value is not None else None
+
+
 def _row(batch: Any, i: int) -> dict[str, Any]:
     return batch.slice(i, 1).to_pylist()[0]
 
@@ -363,6 +374,7 @@ def merge_parquet(
     dedupe = Dedupe(sources.row)
     writer: Any = None
     schema: Any = None
+    fingerprint: str | None = None
     buffered: list[Any] = []
     buffered_rows = buffered_bytes = 0
 
@@ -379,11 +391,12 @@ def merge_parquet(
             try:
                 source = pq.ParquetFile(pa.BufferReader(body))  # a third of read_table's cost
                 source_schema = source.schema_arrow.remove_metadata()
+                source_fingerprint = _parquet_fingerprint(source)
             except Exception as e:
                 merged.excluded.append((key, f"unreadable Parquet file: {e}"))
                 continue
             if writer is None:
-                schema = source_schema
+                schema, fingerprint = source_schema, source_fingerprint
                 writer = pq.ParquetWriter(
                     str(out_path),
                     schema,
@@ -392,7 +405,7 @@ def merge_parquet(
                     write_statistics=True,
                     store_schema=False,
                 )
-            elif not source_schema.equals(schema, check_metadata=False):
+            elif not source_schema.equals(schema, check_metadata=False) or source_fingerprint != fingerprint:
                 merged.excluded.append((key, "another schema"))
                 continue
             sources.put(index, body)
@@ -417,6 +430,8 @@ def merge_parquet(
                         flush()
         if writer is not None:
             flush()
+            if fingerprint:
+                writer.add_key_value_metadata(_fingerprint_metadata(fingerprint))
     finally:
         if writer is not None:
             writer.close()

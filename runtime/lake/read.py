@@ -28,3 +28,19 @@ def read_rows(body: bytes) -> list[dict[str, Any]]:
     import pyarrow.parquet as pq
 
     return pq.read_table(io.BytesIO(body)).to_pylist()
+
+
+def fingerprint_of(body: bytes) -> str | None:
+    """The fingerprint of the schema a container was written with (formats.FINGERPRINT_KEY), or
+    None for a container written before containers recorded it."""
+    from .formats import FINGERPRINT_KEY
+
+    if format_of(body) == "avro":
+        import fastavro
+
+        return fastavro.reader(io.BytesIO(body)).metadata.get(FINGERPRINT_KEY)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    value = (pq.ParquetFile(pa.BufferReader(body)).metadata.metadata or {}).get(FINGERPRINT_KEY.encode())
+    return value.decode() if value is not None else None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import binascii
 import os
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Context, Decimal, Inexact, Rounded
 from functools import cache
@@ -134,10 +134,14 @@ COMPRESSORS: dict[str, Callable[[bytes], bytes]] = {
 }
 
 
-def header(schema_json: bytes, codec: str, sync: bytes) -> bytes:
+def header(schema_json: bytes, codec: str, sync: bytes, metadata: Mapping[str, str] | None = None) -> bytes:
+    """The container's header: `avro.schema`, `avro.codec`, then `metadata` (names without the
+    reserved `avro.` prefix, values as UTF-8 bytes, as fastavro's `metadata=` writes them)."""
+    entries = [(b"avro.schema", schema_json), (b"avro.codec", codec.encode())]
+    entries += [(k.encode(), v.encode()) for k, v in (metadata or {}).items()]
     out = bytearray(MAGIC)
-    write_long(out, 2)
-    for key, value in ((b"avro.schema", schema_json), (b"avro.codec", codec.encode())):
+    write_long(out, len(entries))
+    for key, value in entries:
         write_bytes(out, key)
         write_bytes(out, value)
     write_long(out, 0)
@@ -145,7 +149,13 @@ def header(schema_json: bytes, codec: str, sync: bytes) -> bytes:
     return bytes(out)
 
 
-def container(schema_json: bytes, codec: str, records: Iterable[Any], write: Callable[[Any, bytearray], None]) -> bytes:
+def container(
+    schema_json: bytes,
+    codec: str,
+    records: Iterable[Any],
+    write: Callable[[Any, bytearray], None],
+    metadata: Mapping[str, str] | None = None,
+) -> bytes:
     """One Object Container File holding `records` in one block."""
     sync = os.urandom(SYNC_SIZE)
     block = bytearray()
@@ -153,7 +163,7 @@ def container(schema_json: bytes, codec: str, records: Iterable[Any], write: Cal
     for r in records:
         write(r, block)
         count += 1
-    out = bytearray(header(schema_json, codec, sync))
+    out = bytearray(header(schema_json, codec, sync, metadata))
     if count:
         data = COMPRESSORS[codec](bytes(block))
         write_long(out, count)

@@ -104,3 +104,6 @@ class RecordSpec:
     # decode_json(image JSON text, change, settings) -> record, or None when the image is not
     # on the fast path (then `decode` of the parsed image decides, naming every bad field)
     decode_json: Callable[[bytes, Change, Mapping[str, str]], Any | None] | None = None
+    # The SHA-256 fingerprint of `avro_schema`'s Parsing Canonical Form (hex): every container
+    # records it (dmd.lake.formats.FINGERPRINT_KEY), so a file names the schema version it holds
+    fingerprint: str = ""

@@ -49,16 +49,39 @@ def main() -> None:
     is_flag=True,
     help="Write nothing; exit 1 if OUT differs from what the schemas generate (CI's drift check).",
 )
-def generate(schema_dir: Path, out_dir: Path, check_only: bool) -> None:
-    """Generate record code, Avro schemas, DDL, Terraform and docs from the schemas."""
+@click.option(
+    "--allow-pii-removal",
+    "allow_pii_removal",
+    multiple=True,
+    metavar="TYPE.FIELD",
+    help="Accept dropping the `pii` flag of this field (older REMOVE rows stay redacted, newer ones will not be).",
+)
+def generate(schema_dir: Path, out_dir: Path, check_only: bool, allow_pii_removal: tuple[str, ...]) -> None:
+    """Generate record code, Avro schemas, DDL, Terraform and docs from the schemas.
+
+    Every schema change is first checked against each version in OUT/history (the archive holds
+    files of all of them): an incompatible one is refused, one line per problem, and nothing is
+    written. See docs/schema-evolution.md.
+    """
+    from dmd.generator.evolution import EvolutionError
     from dmd.generator.generate import generate as run_generate
     from dmd.generator.loader import SchemaError
 
     try:
-        drift = run_generate(schema_dir, out_dir, check_only=check_only)
+        drift, verdict = run_generate(schema_dir, out_dir, check_only=check_only, allow_pii_removal=allow_pii_removal)
     except SchemaError as e:
         click.echo(str(e), err=True)
         sys.exit(2)
+    except EvolutionError as e:
+        count = len(e.verdict.refused)
+        click.echo(
+            f"refused {count} schema change{'s' if count > 1 else ''} the archive cannot take; "
+            f"nothing written (docs/schema-evolution.md):\n{e}",
+            err=True,
+        )
+        sys.exit(1)
+    if verdict.accepted or verdict.notes:
+        click.echo(verdict.report())
     if check_only:
         if drift.clean:
             click.echo(f"{out_dir} is up to date with {schema_dir}")

@@ -4,7 +4,7 @@
 It holds the runtime and the generated record code under `dmd/`, and the runtime's
 dependencies as manylinux wheels for the target Python, installed with pip. It leaves out what
 the function never imports: boto3/botocore (Lambda provides them), the generator, templates,
-jinja2, jsonschema, click and duckdb, the CLI, tests, C/C++ headers and Cython sources, and the
+avro, jinja2, jsonschema, click and duckdb, the CLI, tests, C/C++ headers and Cython sources, and the
 Arrow components the runtime does not use (Flight, the S3/GCS/Azure/HDFS filesystems, ORC,
 Substrait's Python bindings, Parquet encryption, C++ test modules). The libraries that every
 pyarrow extension links against stay, since the dynamic loader needs them.
@@ -40,7 +40,7 @@ from dmd.generator.deploy import ARCHITECTURES, DEFAULT_ARCHITECTURE, DEFAULT_PY
 
 DISTRIBUTION = "dmd-pipeline"
 # Lambda provides boto3; the rest serve the generator, the CLI or local queries only.
-NOT_DEPLOYED = frozenset({"boto3", "botocore", "click", "jinja2", "jsonschema", "duckdb"})
+NOT_DEPLOYED = frozenset({"avro", "boto3", "botocore", "click", "jinja2", "jsonschema", "duckdb"})
 TARGET_FILE = "dmd/ingest/lambda_target.json"
 # The dmd packages the function imports, shipped whole; dmd.tools, dmd.generator and
 # dmd.templates serve developers only and never ship.
