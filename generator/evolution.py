@@ -170,8 +170,8 @@ def _avro_incompatible_paths(rt: RecordType, old: Version) -> dict[str, str]:
         one = {**reader_json, "fields": [f]}
         result = check(one)
         if result is not None:
-            for location in result.locations:
-                out[_path_at(one, location)] = rules(result)
+            for location in result.locations:  # a union's mismatch is located at the record: the field's
+                out[_path_at(one, location) or f["name"]] = rules(result)
     return out or {"": rules(whole)}
 
 

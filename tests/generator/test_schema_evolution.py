@@ -1,0 +1,300 @@
+"""Schema changes against the archive (docs/schema-evolution.md): the verdict of each change kind,
+and, for the accepted ones, files written by the old generated code and by the regenerated code
+read together by pyarrow (as `dmd query` reads Parquet), DuckDB, fastavro and Apache avro.
+
+Every case edits a copy of the project's schemas and generates into a scratch folder that holds
+a copy of the committed history; the real schemas/ and generated/ are never touched.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import shutil
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from test_extensibility import imported
+
+from dmd.generated import REGISTRY
+from dmd.generator.history import HISTORY, fingerprint
+from dmd.lake.formats import FORMATS
+from dmd.lake.read import fingerprint_of
+from dmd.support.records import Change
+from dmd.tools.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+TYPE = "demand"  # the case edits act on this schema
+
+
+def fields(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {f["name"]: f for f in doc["fields"]}
+
+
+def nested(doc: dict[str, Any], name: str) -> dict[str, dict[str, Any]]:
+    return {f["name"]: f for f in fields(doc)[name]["type"]["fields"]}
+
+
+def add(doc: dict[str, Any], field: dict[str, Any]) -> None:
+    doc["fields"].insert(4, field)
+
+
+def rename(doc: dict[str, Any], alias: bool) -> None:
+    f = fields(doc)["fanId"]
+    f["name"] = "fan"
+    if alias:
+        f["aliases"] = ["fanId"]
+
+
+def set_type(doc: dict[str, Any], name: str, avro: Any) -> None:
+    fields(doc)[name]["type"] = avro
+
+
+def optional(doc: dict[str, Any], name: str) -> None:
+    f = fields(doc)[name]
+    f["type"], f["default"] = ["null", f["type"]], None
+
+
+def required(doc: dict[str, Any], name: str) -> None:
+    f = fields(doc)[name]
+    f["type"] = f["type"][1]
+    del f["default"]
+
+
+def remove(doc: dict[str, Any], name: str) -> None:
+    doc["fields"] = [f for f in doc["fields"] if f["name"] != name]
+
+
+def symbols(doc: dict[str, Any], values: list[str], **extra: Any) -> None:
+    fields(doc)["status"]["type"].update(symbols=values, **extra)
+
+
+def annotate(doc: dict[str, Any], name: str, **dmd: Any) -> None:
+    f = fields(doc)[name]
+    f["dmd"] = {**f.get("dmd", {}), **dmd}
+    if f["dmd"].get("pii") is False:
+        del f["dmd"]["pii"]
+
+
+OPTIONAL_STRING = {"name": "loyaltyTier", "type": ["null", "string"], "default": None}
+STATUS = ["requested", "fulfilled", "cancelled"]
+
+# change kind -> (edit of demand.json, accepted?, the field the verdict names). One row per row
+# of docs/schema-evolution.md's table.
+Edit = Callable[[dict[str, Any]], None]
+KINDS: dict[str, tuple[Edit, bool, str]] = {
+    "add an optional field": (lambda d: add(d, OPTIONAL_STRING), True, "loyaltyTier"),
+    "add a required field": (lambda d: add(d, {"name": "tier", "type": "string"}), False, "tier"),
+    "remove an optional field": (lambda d: remove(d, "phoneNumber"), True, "phoneNumber"),
+    "remove a required field": (lambda d: remove(d, "fanId"), True, "fanId"),
+    "rename without an alias": (lambda d: rename(d, alias=False), False, "fan"),
+    "rename with an alias": (lambda d: rename(d, alias=True), False, "fan"),
+    "widen int to long": (lambda d: set_type(d, "quantity", "long"), True, "quantity"),
+    "change a field's type": (lambda d: set_type(d, "marketId", "string"), False, "marketId"),
+    "change a decimal's scale": (lambda d: fields(d)["amount"]["type"][1].update(scale=3), False, "amount"),
+    "change a timestamp's unit": (
+        lambda d: nested(d, "date")["requested"].update(type={"type": "long", "logicalType": "timestamp-micros"}),
+        False,
+        "date.requested",
+    ),
+    "add an enum symbol": (lambda d: symbols(d, [*STATUS, "expired"]), True, "status"),
+    "add an enum symbol with an enum default": (
+        lambda d: symbols(d, [*STATUS, "expired"], default="requested"),
+        True,
+        "status",
+    ),
+    "remove an enum symbol": (lambda d: symbols(d, STATUS[:2]), False, "status"),
+    "make a required field optional": (lambda d: optional(d, "eventId"), True, "eventId"),
+    "make an optional field required": (lambda d: required(d, "email"), False, "email"),
+    "add a field to a nested record": (
+        lambda d: fields(d)["date"]["type"]["fields"].insert(
+            1,
+            {
+                "name": "cancelled",
+                "type": ["null", {"type": "long", "logicalType": "timestamp-millis"}],
+                "default": None,
+            },
+        ),
+        True,
+        "date.cancelled",
+    ),
+    "change an array's item type": (
+        lambda d: set_type(d, "priceLevels", {"type": "array", "items": "int"}),
+        False,
+        "priceLevels",
+    ),
+    "change the partition-date paths": (
+        lambda d: d["dmd"]["partitionDate"].update(paths=["cdc.changeTime"]),
+        False,
+        "",
+    ),
+    "add a PII flag": (lambda d: annotate(d, "fanId", pii=True), True, "fanId"),
+    "remove a PII flag": (lambda d: annotate(d, "email", pii=False), False, "email"),
+    "widen a range": (lambda d: annotate(d, "quantity", maximum=10), True, "quantity"),
+    "narrow a range": (lambda d: annotate(d, "quantity", maximum=6), False, "quantity"),
+}
+# The decimal case adds an optional decimal first (version 2), then changes its scale.
+DECIMAL = {"type": "bytes", "logicalType": "decimal", "precision": 9, "scale": 2}
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """Copies of the schemas and of the committed history (what `dmd generate` reads back)."""
+    shutil.copytree(ROOT / "schemas", tmp_path / "schemas")
+    shutil.copytree(ROOT / "generated" / HISTORY, tmp_path / "generated" / HISTORY)
+    return tmp_path
+
+
+def edit_schema(project: Path, change: Edit) -> None:
+    path = project / "schemas" / f"{TYPE}.json"
+    doc = json.loads(path.read_text())
+    change(doc)
+    path.write_text(json.dumps(doc, indent=2))
+
+
+def generate(project: Path, *args: str) -> Any:
+    argv = ["generate", "--schemas", str(project / "schemas"), "--out", str(project / "generated"), *args]
+    return CliRunner().invoke(main, argv)
+
+
+def versions(project: Path) -> list[str]:
+    return sorted(p.name for p in (project / "generated" / HISTORY / TYPE).glob("*.json"))
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_each_change_kind_gets_its_verdict(project, kind):
+    change, accepted, field = KINDS[kind]
+    if kind == "change a decimal's scale":
+        edit_schema(project, lambda d: add(d, {"name": "amount", "type": ["null", DECIMAL], "default": None}))
+        assert generate(project).exit_code == 0
+    before = versions(project)
+    edit_schema(project, change)
+    result = generate(project)
+    where = f"{TYPE}.{field}" if field else TYPE
+    if accepted:
+        assert result.exit_code == 0, result.output
+        assert f"accepted: {where}:" in result.output
+        assert len(versions(project)) == len(before) + 1  # the new version is recorded
+        assert generate(project, "--check").exit_code == 0
+    else:
+        assert result.exit_code == 1, result.output
+        refusals = [line for line in result.output.splitlines() if line.startswith(f"refused: {where}:")]
+        assert refusals, result.output
+        assert all("; instead: " in line for line in refusals)
+        assert versions(project) == before  # nothing written
+        assert not (project / "generated" / "python").exists() or kind == "change a decimal's scale"
+        check = generate(project, "--check")
+        assert check.exit_code == 1 and f"refused: {where}:" in check.output
+
+
+def test_pii_removal_is_accepted_only_when_acknowledged(project):
+    edit_schema(project, KINDS["remove a PII flag"][0])
+    assert generate(project, "--allow-pii-removal", f"{TYPE}.phoneNumber").exit_code == 1
+    result = generate(project, "--allow-pii-removal", f"{TYPE}.email")
+    assert result.exit_code == 0, result.output
+    assert f"accepted: {TYPE}.email: remove a field's PII flag" in result.output
+
+
+def test_a_change_is_checked_against_every_earlier_version(project):
+    """Removing `email` is fine, and so is adding an optional `email` to that version; but files of
+    version 1 hold `email` as a string, which an int cannot read."""
+    edit_schema(project, lambda d: remove(d, "email"))
+    assert generate(project).exit_code == 0
+    edit_schema(project, lambda d: add(d, {"name": "email", "type": ["null", "int"], "default": None}))
+    result = generate(project)
+    assert result.exit_code == 1
+    assert f"refused: {TYPE}.email: change a field's type" in result.output
+    assert "against version 1" in result.output
+
+
+def test_a_doc_edit_is_no_new_version(project):
+    edit_schema(project, lambda d: d.update(doc="Another text."))
+    before = versions(project)
+    assert generate(project).exit_code == 0
+    assert versions(project) == before
+
+
+# --- real files, old and new code together ---------------------------------------------------------
+
+IMAGE = {
+    "id": {"S": "d-1"},
+    "type": {"S": "demand"},
+    "eventId": {"S": "e-1"},
+    "fanId": {"S": "f-1"},
+    "marketId": {"N": "7"},
+    "quantity": {"N": "2"},
+    "priceLevels": {"L": [{"S": "PL1"}]},
+    "status": {"S": "requested"},
+    "email": {"S": "fan@example.com"},
+    "date": {"M": {"requested": {"S": "2024-05-01T10:00:00Z"}}},
+}
+INSERT = Change("INSERT", False, "1", datetime(2024, 5, 1, 12, tzinfo=UTC), "ev-1")
+SETTINGS = {"source_system_id": "sys-1"}
+ACCEPTED_WITH_DATA = {  # kind -> (field, its value in the old file's row read with the new schema)
+    "add an optional field": ("loyaltyTier", None),
+    "widen int to long": ("quantity", 2),
+    "add an enum symbol": ("status", "requested"),
+    "make a required field optional": ("eventId", "e-1"),
+    "remove an optional field": ("phoneNumber", "absent"),
+}
+
+
+def _read_parquet(paths: list[Path], schema: Any) -> list[dict[str, Any]]:
+    import duckdb
+    import pyarrow.dataset as ds
+
+    dataset = ds.dataset([str(p) for p in paths], schema=schema, format="parquet")
+    rows = dataset.to_table().to_pylist()
+    con = duckdb.connect()
+    con.register("t", dataset)  # how `dmd query` hands Parquet to DuckDB
+    assert con.execute("SELECT count(*) FROM t").fetchone()[0] == len(rows)
+    return rows
+
+
+def _read_avro(bodies: list[bytes], avsc: dict[str, Any]) -> list[dict[str, Any]]:
+    import avro.datafile
+    import avro.io
+    import avro.schema
+    import fastavro
+
+    rows = [r for body in bodies for r in fastavro.reader(io.BytesIO(body), reader_schema=avsc)]
+    reader_schema = avro.schema.parse(json.dumps(avsc))
+    apache = []
+    for body in bodies:
+        with avro.datafile.DataFileReader(io.BytesIO(body), avro.io.DatumReader(readers_schema=reader_schema)) as r:
+            apache += list(r)
+    assert [r["id"] for r in apache] == [r["id"] for r in rows]
+    return rows
+
+
+@pytest.mark.parametrize("kind", sorted(ACCEPTED_WITH_DATA))
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_old_and_new_files_read_together(project, tmp_path, kind, fmt):
+    edit_schema(project, KINDS[kind][0])
+    assert generate(project).exit_code == 0
+    old_spec = REGISTRY[TYPE]
+    with imported(project / "generated" / "python") as package:
+        new_spec = package.REGISTRY[TYPE]
+        image = copy.deepcopy(IMAGE)
+        old_body = FORMATS[fmt].encode(old_spec, [old_spec.decode(image, INSERT, SETTINGS)], FORMATS[fmt].default_codec)
+        new_body = FORMATS[fmt].encode(new_spec, [new_spec.decode(image, INSERT, SETTINGS)], FORMATS[fmt].default_codec)
+        assert fingerprint_of(old_body) == old_spec.fingerprint == fingerprint(old_spec.avro_schema)
+        assert fingerprint_of(new_body) == new_spec.fingerprint
+        if fmt == "parquet":
+            paths = [tmp_path / "old.parquet", tmp_path / "new.parquet"]
+            for path, body in zip(paths, (old_body, new_body), strict=True):
+                path.write_bytes(body)
+            rows = _read_parquet(paths, new_spec.arrow_schema())
+        else:
+            rows = _read_avro([old_body, new_body], dict(new_spec.avro_schema))
+    field, old_value = ACCEPTED_WITH_DATA[kind]
+    assert len(rows) == 2 and {r["id"] for r in rows} == {"d-1"}
+    if old_value == "absent":
+        assert all(field not in r for r in rows)
+    else:
+        assert rows[0][field] == old_value
