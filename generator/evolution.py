@@ -11,15 +11,16 @@ Three readers judge each change (docs/schema-evolution.md has the table of verdi
 - pipeline: the annotations the archive depends on: partition-date paths (what a partition
   means), PII flags (older REMOVE rows were redacted), ranges, `added` kinds.
 
-A refused change is made another way: each refusal says which (docs/schema-evolution.md,
-"Breaking changes").
+Each refusal says how to make the change compatibly, or to start a new table version
+(`"tableVersion"` in the schema's `dmd`): new files then go to a table of their own, the older
+tables stay, and a `{type}_all` view reads them together (docs/schema-evolution.md).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dmd.lake.formats import PARQUET
@@ -99,8 +100,12 @@ def classify(
         now = current(rt, schemas[rt.type_name])
         if not versions or versions[-1].schema == now.schema:
             continue
+        if rt.table_version != max(v.table_version for v in versions):
+            change = new_table(rt, versions)
+            (verdict.accepted if change.accepted else verdict.refused).append(change)
+            continue
         seen: set[str] = set()
-        for i, old in enumerate(reversed(versions)):
+        for i, old in enumerate(reversed([v for v in versions if v.table == rt.table])):
             for c in changes(old, rt, allowed):
                 if not c.accepted and c.line() not in seen:
                     seen.add(c.line())
@@ -113,6 +118,29 @@ def classify(
             f"its history and its files in the archive stay"
         )
     return verdict
+
+
+def new_table(rt: RecordType, versions: tuple[Version, ...]) -> Change:
+    """A raised `dmd.tableVersion`: the type's files go to a new table from now on; no check
+    against the older tables, whose files are read by their own tables."""
+    last = versions[-1]
+    if rt.table_version > max(v.table_version for v in versions):
+        return Change(
+            rt.type_name,
+            "",
+            "start a new table version",
+            f"{last.table} -> {rt.table}",
+            note=f"new files go to {rt.table}; {last.table} keeps its files and its table, "
+            f"and the view {rt.type_name}_all reads both",
+        )
+    return Change(
+        rt.type_name,
+        "",
+        "go back to an older table version",
+        f"{last.table} -> {rt.table}",
+        ("pipeline: a table version, once left, keeps only the files written to it so far",),
+        f'set "tableVersion" above {max(v.table_version for v in versions)}',
+    )
 
 
 def old_record_type(v: Version) -> RecordType:
@@ -139,7 +167,11 @@ def changes(old: Version, rt: RecordType, allow_pii_removal: frozenset[str] = fr
                     "undo the change; add what you need as a new optional field",
                 )
             )
-    return out
+    new_table = f'or start a new table: "tableVersion": {rt.table_version + 1} in the schema\'s "dmd"'
+    return [
+        c if c.accepted or c.kind == "remove a field's PII flag" else replace(c, instead=f"{c.instead}, {new_table}")
+        for c in out
+    ]
 
 
 # --- Avro: Apache avro's checker --------------------------------------------------------------------

@@ -4,10 +4,11 @@ change against the history of versions the archive holds (history.py, evolution.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from .evolution import EvolutionError, Verdict, classify
-from .history import read_history, render_history, source_schema, updated
+from .history import read_history, render_history, retired, source_schema, updated
 from .loader import load_model
 from .targets import render_all
 from .writer import Drift, check, write
@@ -33,4 +34,5 @@ def render_tree(
     verdict = classify(model, schemas, history, allow_pii_removal)
     if verdict.refused:
         raise EvolutionError(verdict)
+    model = replace(model, retired=retired(model, history))
     return render_all(model) | render_history(updated(model, schemas, history)), verdict

@@ -21,6 +21,8 @@ from typing import Any
 from fastavro.schema import fingerprint as avro_fingerprint
 from fastavro.schema import to_parsing_canonical_form
 
+from dmd.lake.layout import table_name
+
 from .model import Model, RecordType
 from .templating import GENERATOR_COMMAND
 from .typemap import record_avro
@@ -57,6 +59,15 @@ class Version:
     fingerprint: str
     avro: dict[str, Any]  # the plain Avro schema its files hold
     schema: dict[str, Any]  # the schema file, docs left out
+
+    @property
+    def table_version(self) -> int:
+        return self.schema["dmd"].get("tableVersion", 1)
+
+    @property
+    def table(self) -> str:
+        """The table (and lake folder) its files were written to."""
+        return table_name(self.type_name, self.table_version)
 
     @property
     def path(self) -> str:
@@ -118,6 +129,24 @@ def updated(model: Model, schemas: Mapping[str, dict[str, Any]], history: Histor
         number = versions[-1].version + 1 if versions else 1
         out[rt.type_name] = (*versions, Version(**{**now.__dict__, "version": number}))
     return out
+
+
+def retired(model: Model, history: History) -> tuple[RecordType, ...]:
+    """The last version of each table of a type that is not the type's current table, oldest
+    first: their files stay in the archive, so their tables are generated too."""
+    from .loader import record_type_from_doc
+
+    out = []
+    for rt in model.types:
+        last: dict[str, Version] = {}
+        for v in history.get(rt.type_name, ()):
+            last[v.table] = v  # oldest first: the last one of each table wins
+        out += [
+            record_type_from_doc(v.schema, f"generated/{v.path}", rt.type_name)
+            for table, v in last.items()
+            if table != rt.table
+        ]
+    return tuple(out)
 
 
 def render_history(history: History) -> dict[str, str]:

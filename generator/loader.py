@@ -183,6 +183,7 @@ class _Builder:
             root=root,
             partition_paths=tuple(partition["paths"]),
             partition_fallback=partition.get("fallback") == "processing-time",
+            table_version=ann.get("tableVersion", 1),
         )
         self.check_record_type(rt)
         return rt

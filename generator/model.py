@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from dmd.lake.layout import table_name
+
 from .added import ADDED
 from .kinds import TIMESTAMP_KINDS as TIMESTAMP_KINDS  # re-exported: the model's vocabulary
 from .kinds import Kind
@@ -91,6 +93,12 @@ class RecordType:
     root: Record
     partition_paths: tuple[str, ...]
     partition_fallback: bool  # fall back to processing time when every path is absent
+    table_version: int = 1  # `dmd.tableVersion`: raised to start a new table after a breaking change
+
+    @property
+    def table(self) -> str:
+        """The Athena table and lake folder its files go to (dmd.lake.layout.table_name)."""
+        return table_name(self.type_name, self.table_version)
 
     @property
     def class_name(self) -> str:
@@ -133,6 +141,13 @@ class RecordType:
 @dataclass(frozen=True)
 class Model:
     types: tuple[RecordType, ...]  # sorted by type_name
+    # The last version of each older table of a type (history.py): their files stay in the
+    # archive, so their tables stay, and `{type}_all` reads them with the current one.
+    retired: tuple[RecordType, ...] = ()
+
+    def tables(self, rt: RecordType) -> tuple[RecordType, ...]:
+        """Every table of `rt`'s type, oldest first, `rt` (the current one) last."""
+        return (*(r for r in self.retired if r.type_name == rt.type_name), rt)
 
     def type(self, type_name: str) -> RecordType:
         return next(t for t in self.types if t.type_name == type_name)

@@ -13,6 +13,7 @@ from dmd.lake.formats import FORMATS, LakeFormat
 
 from ..model import Model, Origin, RecordType
 from ..templating import header, render
+from ..typemap import athena_type
 from .catalog import PARTITION_KEY, PARTITION_TYPE, avro_literal, by_origin, columns, item_key, location
 from .catalog import projection as projection_properties
 
@@ -22,6 +23,8 @@ CURRENT_BODY = "athena/current-body.sql.j2"
 ALL_RECORDS_BODY = "athena/all-records-body.sql.j2"
 VIEWS_MODULE = "athena/views.py.j2"
 
+# Column types Athena reads as another (its "compatible data types"), among those we generate.
+READABLE = frozenset({("int", "bigint")})
 PLACEHOLDERS = ("database", "bucket", "prefix", "projection_start", "projection_end")
 DATABASE = "${database}"
 LOCATION_ROOT = "s3://${bucket}/${prefix}"
@@ -50,7 +53,39 @@ def current_view_name(rt: RecordType) -> str:
     return f"{rt.type_name}_current"
 
 
-def current_body(rt: RecordType) -> str:
+def all_view_name(rt: RecordType) -> str:
+    return f"{rt.type_name}_all"
+
+
+def source(model: Model, rt: RecordType) -> str:
+    """What the views read a type from: its table, or, once it has older table versions, the
+    `{type}_all` view over all of them."""
+    name = all_view_name(rt) if len(model.tables(rt)) > 1 else rt.table
+    return f"{ident(DATABASE)}.{ident(name)}"
+
+
+def all_body(model: Model, rt: RecordType) -> str:
+    """Every table version of a type in the current one's columns: a column an older table holds
+    with a type Athena reads as the current one (the same, or int for bigint) is read from it;
+    any other is NULL for its rows (docs/schema-evolution.md)."""
+    selects = []
+    for table in model.tables(rt):
+        have = {f.name: f for f in table.root.fields}
+        cols = []
+        for f in rt.root.fields:
+            old = have.get(f.name)
+            readable = old is not None and all(
+                (athena_type(old.type, fmt), athena_type(f.type, fmt)) in READABLE
+                or athena_type(old.type, fmt) == athena_type(f.type, fmt)
+                for fmt in FORMATS.values()
+            )
+            cols.append(f"v.{ident(f.name)}" if readable else f"NULL AS {ident(f.name)}")
+        cols.append(f"v.{ident(PARTITION_KEY)}")
+        selects.append({"columns": cols, "table": f"{ident(DATABASE)}.{ident(table.table)}"})
+    return render(ALL_RECORDS_BODY, selects=selects).rstrip("\n")
+
+
+def current_body(rt: RecordType, model: Model) -> str:
     """Latest version of each item: by change time, then sequence number (a decimal string, so by
     length first); stream duplicates share both and collapse to one row; deleted items drop out."""
     change_time = by_origin(rt, Origin.CDC_CHANGE_TIME).path
@@ -58,7 +93,7 @@ def current_body(rt: RecordType) -> str:
     return render(
         CURRENT_BODY,
         columns=[ident(f.name) for f in rt.root.fields] + [ident(PARTITION_KEY)],
-        table=f"{ident(DATABASE)}.{ident(rt.type_name)}",
+        table=source(model, rt),
         key=path_expr("v", item_key(rt).path),
         order=[
             f"{path_expr('v', change_time)} DESC",
@@ -76,7 +111,7 @@ def all_records_body(model: Model) -> str:
         for origin in (Origin.TEMPLATE, Origin.IS_DELETED, *ALL_RECORDS_CDC):
             f = by_origin(rt, origin)
             cols.append(f"{path_expr('v', f.path)} AS {ident(f.name)}")
-        selects.append({"columns": cols, "table": f"{ident(DATABASE)}.{ident(rt.type_name)}"})
+        selects.append({"columns": cols, "table": source(model, rt)})
     return render(ALL_RECORDS_BODY, selects=selects).rstrip("\n")
 
 
@@ -90,7 +125,7 @@ def table_ddl(rt: RecordType, fmt: LakeFormat) -> str:
         header=header("--", [rt], [TABLE_TEMPLATE]),
         rt=rt,
         fmt=fmt.name,
-        table=f"`{DATABASE}`.`{rt.type_name}`",
+        table=f"`{DATABASE}`.`{rt.table}`",
         columns=[(f"`{c.name}`", c.ddl_type, sql_string(c.comment)) for c in columns(rt, fmt)],
         partition=(f"`{PARTITION_KEY}`", PARTITION_TYPE),
         storage=fmt,
@@ -114,11 +149,21 @@ def view_ddl(name: str, body: str, types: list[RecordType], templates: list[str]
 def render_athena(model: Model) -> dict[str, str]:
     out: dict[str, str] = {}
     for rt in model.types:
-        for fmt in FORMATS.values():
-            out[f"athena/{fmt.name}/{rt.type_name}.sql"] = table_ddl(rt, fmt)
+        for table in model.tables(rt):
+            for fmt in FORMATS.values():
+                out[f"athena/{fmt.name}/{table.table}.sql"] = table_ddl(table, fmt)
+        if len(model.tables(rt)) > 1:
+            out[f"athena/views/{all_view_name(rt)}.sql"] = view_ddl(
+                all_view_name(rt),
+                all_body(model, rt),
+                [rt],
+                [ALL_RECORDS_BODY],
+                f"Every archived version of every {rt.type_name} item, from each of its table versions, in the "
+                "current table's columns (NULL where an older table's column cannot be read as it).",
+            )
         out[f"athena/views/{current_view_name(rt)}.sql"] = view_ddl(
             current_view_name(rt),
-            current_body(rt),
+            current_body(rt, model),
             [rt],
             [CURRENT_BODY],
             f"The current version of each {rt.type_name} item: latest by change time, then sequence number; "
@@ -131,7 +176,9 @@ def render_athena(model: Model) -> dict[str, str]:
         [ALL_RECORDS_BODY],
         "Every archived version of every record type: its type, partition, key, reference, delete flag and CDC fields.",
     )
-    bodies = [current_body(rt) for rt in model.types] + [all_records_body(model)]
+    alls = {all_view_name(rt): (rt.type_name, all_body(model, rt)) for rt in model.types if len(model.tables(rt)) > 1}
+    bodies = [current_body(rt, model) for rt in model.types] + [all_records_body(model)]
+    bodies += [body for _, body in alls.values()]
     for body in bodies:  # embedded verbatim in a ''''-quoted Python string
         if "'''" in body or "\\" in body or body.endswith("'"):
             raise ValueError(f"view body cannot be embedded in Python: {body[:60]!r}")
@@ -139,7 +186,8 @@ def render_athena(model: Model) -> dict[str, str]:
         VIEWS_MODULE,
         header=header("#", model.types, [VIEWS_MODULE, CURRENT_BODY, ALL_RECORDS_BODY]),
         database=DATABASE,
-        current={current_view_name(rt): (rt.type_name, current_body(rt)) for rt in model.types},
+        current={current_view_name(rt): (rt.type_name, current_body(rt, model)) for rt in model.types},
+        alls=alls,
         all_records=(ALL_RECORDS, all_records_body(model)),
         partition_key=PARTITION_KEY,
     )

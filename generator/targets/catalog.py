@@ -45,7 +45,7 @@ def avro_literal(rt: RecordType) -> str:
 
 def location(root: str, fmt: LakeFormat, rt: RecordType) -> str:
     """The table location: `root` is the data prefix's URL (s3://bucket/prefix)."""
-    return layout.table_prefix(root, fmt.name, rt.type_name)
+    return layout.table_prefix(root, fmt.name, rt.table)
 
 
 def projection(table_location: str, start: str, end: str) -> dict[str, str]:

@@ -272,10 +272,28 @@ def render_record_type(rt: RecordType) -> str:
 
 def render_python(model: Model) -> dict[str, str]:
     out = {f"python/{rt.type_name}.py": render_record_type(rt) for rt in model.types}
+    retired = [RetiredView(rt.table, retired_module(rt)) for rt in model.retired]
+    out |= {f"python/{r.module}.py": render_record_type(rt) for r, rt in zip(retired, model.retired, strict=True)}
+    tables = sorted([(rt.table, rt.type_name) for rt in model.types] + [(r.table, r.module) for r in retired])
     out["python/__init__.py"] = render(
-        REGISTRY_TEMPLATE, header=header("#", model.types, [REGISTRY_TEMPLATE]), types=model.types
+        REGISTRY_TEMPLATE,
+        header=header("#", model.types, [REGISTRY_TEMPLATE]),
+        types=model.types,
+        retired=retired,
+        tables=tables,
     )
     return out
+
+
+@dataclass(frozen=True)
+class RetiredView:
+    table: str
+    module: str
+
+
+def retired_module(rt: RecordType) -> str:
+    """The module of an older table version's spec (its files are read, never written)."""
+    return f"retired_{rt.table}"
 
 
 # --- Avro binary writers ---------------------------------------------------------------------------

@@ -127,8 +127,8 @@ def glue_table(rt: RecordType, fmt: LakeFormat) -> GlueTable:
     parameters |= projection(table_location, START, END)
     serde_parameters = {"avro.schema.literal": avro_literal(rt)} if fmt.schema_literal else {}
     return GlueTable(
-        resource=f"{rt.type_name}_{fmt.name}",
-        name=q(rt.type_name),
+        resource=f"{rt.table}_{fmt.name}",
+        name=q(rt.table),
         format=q(fmt.name),
         description=q(rt.doc),
         location=q(table_location, INTERPOLATIONS),
@@ -145,7 +145,8 @@ def glue_table(rt: RecordType, fmt: LakeFormat) -> GlueTable:
 def named_queries(model: Model) -> list[tuple[str, str, str, str]]:
     """(resource, name, description, SQL heredoc body) of each Athena view, database interpolated."""
     database = "${aws_glue_catalog_database.archive.name}"
-    views = [(athena.current_view_name(rt), athena.current_body(rt)) for rt in model.types]
+    views = [(athena.all_view_name(rt), athena.all_body(model, rt)) for rt in model.types if len(model.tables(rt)) > 1]
+    views += [(athena.current_view_name(rt), athena.current_body(rt, model)) for rt in model.types]
     views.append((athena.ALL_RECORDS, athena.all_records_body(model)))
     out = []
     for name, body in views:
@@ -181,7 +182,7 @@ def alarm_context(alarm: monitoring.Alarm) -> dict[str, object]:
 
 
 def render_terraform(model: Model) -> dict[str, str]:
-    tables = [glue_table(rt, fmt) for rt in model.types for fmt in FORMATS.values()]
+    tables = [glue_table(t, fmt) for rt in model.types for t in model.tables(rt) for fmt in FORMATS.values()]
     queries = named_queries(model)
     context = {
         "types": [rt.type_name for rt in model.types],

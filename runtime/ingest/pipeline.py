@@ -122,10 +122,10 @@ def _content_digest(s: StreamRecord) -> str:
     return hashlib.sha256(s.original()[0].encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def data_key(settings: Settings, type_name: str, day: date, sources: Sequence[StreamRecord]) -> str:
+def data_key(settings: Settings, table: str, day: date, sources: Sequence[StreamRecord]) -> str:
     first = min(sources, key=_arrived).arrival
-    oid = layout.object_id(settings.format, type_name, day.isoformat(), *_positions(sources))
-    return layout.data_key(settings.prefix, FORMATS[settings.format], type_name, day, first, oid)
+    oid = layout.object_id(settings.format, table, day.isoformat(), *_positions(sources))
+    return layout.data_key(settings.prefix, FORMATS[settings.format], table, day, first, oid)
 
 
 def error_key(settings: Settings, sources: Sequence[StreamRecord], occurrence: int = 1) -> str:
@@ -272,7 +272,7 @@ def _process_batch(
             errors.extend(bad)
             if body is not None:
                 group_sources = tuple(p.source for p in good)
-                key = data_key(settings, type_name, day, group_sources)
+                key = data_key(settings, good[0].spec.table, day, group_sources)  # the type's current table
                 oldest = _change_time_of(good[0].spec)  # stream order: a shard's first is its oldest
                 changed = oldest(good[0].record) if oldest is not None else None
                 puts.append(_Put(key, body, content_type, group_sources, type_name, day, changed))

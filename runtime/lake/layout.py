@@ -62,8 +62,19 @@ def object_id(*parts: str) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
 
+MAX_TABLE_VERSION = 99  # the metaschema's limit on `dmd.tableVersion`
+
+
+def table_name(type_name: str, version: int = 1) -> str:
+    """The table (and lake folder) of one table version of a record type: the type's name, then
+    `{type}_v2`, ... for each new table a breaking schema change started (docs/schema-evolution.md);
+    the older tables keep their files where they are."""
+    return type_name if version == 1 else f"{type_name}_v{version}"
+
+
 def table_prefix(prefix: str, fmt: str, type_name: str) -> str:
-    """The folder of one record type in one format: an Athena table's location below the root."""
+    """The folder of one table (a record type's, or one of its table versions: `table_name`) in
+    one format: an Athena table's location below the root."""
     return f"{prefix}/{fmt}/{type_name}/"
 
 
@@ -85,7 +96,7 @@ def longest_key_bytes(prefix: str, errors_prefix: str) -> int:
     type name the metaschema allows, the longest format), to hold against MAX_KEY_BYTES at start
     rather than fail on a put."""
     when, oid, day = datetime(2000, 1, 1, tzinfo=UTC), object_id(), date(2000, 1, 1)
-    longest_type = "t" * MAX_TYPE_NAME
+    longest_type = table_name("t" * MAX_TYPE_NAME, MAX_TABLE_VERSION)
     data = max(len(data_key(prefix, f, longest_type, day, when, oid).encode()) for f in FORMATS.values())
     errors = len(replayed_key(error_key(errors_prefix, when, oid)).encode())
     return max(data, errors)

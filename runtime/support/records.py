@@ -107,3 +107,10 @@ class RecordSpec:
     # The SHA-256 fingerprint of `avro_schema`'s Parsing Canonical Form (hex): every container
     # records it (dmd.lake.formats.FINGERPRINT_KEY), so a file names the schema version it holds
     fingerprint: str = ""
+    # The table (and lake folder) its containers go to: the type's name, or `{type}_v2`, ... once
+    # a breaking schema change started a new table version (dmd.lake.layout.table_name)
+    table: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.table:
+            object.__setattr__(self, "table", self.type_name)

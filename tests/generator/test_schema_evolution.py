@@ -298,3 +298,63 @@ def test_old_and_new_files_read_together(project, tmp_path, kind, fmt):
         assert all(field not in r for r in rows)
     else:
         assert rows[0][field] == old_value
+
+
+# --- a breaking change: a new table version ----------------------------------------------------------
+
+
+def _kinesis_event(image: dict[str, Any], sequence: str) -> dict[str, Any]:
+    import base64
+
+    from dmd.tools.sample import change_document
+
+    change = change_document("INSERT", {"id": image["id"]}, 1_714_557_600_000, f"ev-{sequence}", new=image)
+    data = base64.b64encode(json.dumps(change).encode()).decode()
+    kinesis = {"sequenceNumber": sequence, "data": data, "approximateArrivalTimestamp": 1_714_557_601.0}
+    return {
+        "Records": [{"eventSource": "aws:kinesis", "eventID": f"shardId-000000000000:{sequence}", "kinesis": kinesis}]
+    }
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_a_breaking_change_starts_a_new_table_version_read_with_the_old_one(project, tmp_path, fmt):
+    from dmd.ingest.config import Settings
+    from dmd.ingest.envelope import decode_event
+    from dmd.ingest.pipeline import process_batch
+    from dmd.lake import layout
+    from dmd.lake.storage import LocalStorage
+    from dmd.tools.query import open_lake
+
+    edit_schema(project, lambda d: set_type(d, "marketId", "string"))
+    assert generate(project).exit_code == 1  # refused in place ...
+    edit_schema(project, lambda d: d["dmd"].update(tableVersion=2))  # ... accepted as a new table
+    result = generate(project)
+    assert result.exit_code == 0, result.output
+    assert f"accepted: {TYPE}: start a new table version ({TYPE} -> {TYPE}_v2)" in result.output
+    out = project / "generated"
+    for name in (f"athena/{fmt}/{TYPE}.sql", f"athena/{fmt}/{TYPE}_v2.sql", f"athena/views/{TYPE}_all.sql"):
+        assert (out / name).exists(), name
+    glue = (out / "terraform" / "glue.tf").read_text()
+    assert f'"{TYPE}_v2"' in glue and f'"{TYPE}"' in glue  # both tables stay in the catalog
+
+    lake = tmp_path / "lake"
+    settings = Settings(format=fmt)
+    old_image = copy.deepcopy(IMAGE)
+    new_image = copy.deepcopy(IMAGE) | {"id": {"S": "d-2"}, "marketId": {"S": "market-7"}}
+    with imported(out / "python") as package:
+        assert package.REGISTRY[TYPE].table == f"{TYPE}_v2"
+        for registry, event in (
+            (REGISTRY, _kinesis_event(old_image, "1")),
+            (package.REGISTRY, _kinesis_event(new_image, "2")),
+        ):
+            result = process_batch(
+                decode_event(event), registry=registry, settings=settings, storage=LocalStorage(lake)
+            )
+            assert not result.failed and not result.errors and result.data
+        for table in (TYPE, f"{TYPE}_v2"):  # each version's files in its own table's folder
+            assert list((lake / layout.table_prefix(settings.prefix, fmt, table)).rglob(f"*.{fmt}")), table
+        con = open_lake(lake, settings.prefix, generated=package)
+        rows = con.execute(f'SELECT id, marketId FROM "{TYPE}_all" ORDER BY id').fetchall()
+        assert rows == [("d-1", None), ("d-2", "market-7")]  # bigint cannot be read as string: NULL for old rows
+        assert con.execute(f'SELECT count(*) FROM "{TYPE}_current"').fetchone()[0] == 2
+        assert con.execute(f"SELECT count(*) FROM all_records WHERE type = '{TYPE}'").fetchone()[0] == 2
