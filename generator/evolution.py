@@ -104,11 +104,11 @@ def classify(
             change = new_table(rt, versions)
             (verdict.accepted if change.accepted else verdict.refused).append(change)
             continue
-        seen: set[str] = set()
+        seen: set[tuple[str, str, str]] = set()  # a problem found against a later version is not repeated
         for i, old in enumerate(reversed([v for v in versions if v.table == rt.table])):
             for c in changes(old, rt, allowed):
-                if not c.accepted and c.line() not in seen:
-                    seen.add(c.line())
+                if not c.accepted and (c.field, c.kind, c.detail) not in seen:
+                    seen.add((c.field, c.kind, c.detail))
                     verdict.refused.append(c)
                 elif c.accepted and i == 0:
                     verdict.accepted.append(c)

@@ -97,6 +97,16 @@ KINDS: dict[str, tuple[Edit, bool, str]] = {
     "widen int to long": (lambda d: set_type(d, "quantity", "long"), True, "quantity"),
     "change a field's type": (lambda d: set_type(d, "marketId", "string"), False, "marketId"),
     "change a decimal's scale": (lambda d: fields(d)["amount"]["type"][1].update(scale=3), False, "amount"),
+    "raise a decimal's precision, same scale": (
+        lambda d: fields(d)["amount"]["type"][1].update(precision=12),
+        False,
+        "amount",
+    ),
+    "change what the pipeline adds": (
+        lambda d: fields(d)["reference"]["dmd"].update(template="{id}"),
+        False,
+        "reference",
+    ),
     "change a timestamp's unit": (
         lambda d: nested(d, "date")["requested"].update(type={"type": "long", "logicalType": "timestamp-micros"}),
         False,
@@ -169,7 +179,7 @@ def versions(project: Path) -> list[str]:
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_each_change_kind_gets_its_verdict(project, kind):
     change, accepted, field = KINDS[kind]
-    if kind == "change a decimal's scale":
+    if "decimal" in kind:
         edit_schema(project, lambda d: add(d, {"name": "amount", "type": ["null", DECIMAL], "default": None}))
         assert generate(project).exit_code == 0
     before = versions(project)
@@ -187,7 +197,7 @@ def test_each_change_kind_gets_its_verdict(project, kind):
         assert refusals, result.output
         assert all("; instead: " in line for line in refusals)
         assert versions(project) == before  # nothing written
-        assert not (project / "generated" / "python").exists() or kind == "change a decimal's scale"
+        assert not (project / "generated" / "python").exists() or "decimal" in kind
         check = generate(project, "--check")
         assert check.exit_code == 1 and f"refused: {where}:" in check.output
 
@@ -358,3 +368,9 @@ def test_a_breaking_change_starts_a_new_table_version_read_with_the_old_one(proj
         assert rows == [("d-1", None), ("d-2", "market-7")]  # bigint cannot be read as string: NULL for old rows
         assert con.execute(f'SELECT count(*) FROM "{TYPE}_current"').fetchone()[0] == 2
         assert con.execute(f"SELECT count(*) FROM all_records WHERE type = '{TYPE}'").fetchone()[0] == 2
+
+
+def test_a_required_field_with_a_default_is_refused_by_the_loader(project):
+    edit_schema(project, lambda d: add(d, {"name": "tier", "type": "string", "default": "basic"}))
+    result = generate(project)
+    assert result.exit_code == 2 and "defaults are only allowed as null on optional fields" in result.output
