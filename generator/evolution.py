@@ -25,7 +25,7 @@ from typing import Any
 
 from dmd.lake.formats import PARQUET
 
-from .history import History, Version
+from .history import History, Version, current
 from .loader import record_type_from_doc
 from .model import Field, Kind, Model, Record, RecordType
 from .typemap import athena_type, record_avro
@@ -91,8 +91,6 @@ def classify(
     Problems are found against every earlier version; the accepted changes listed are those since
     the latest. `allow_pii_removal` holds `type.field` paths whose PII flag may be dropped.
     """
-    from .history import current
-
     allowed = frozenset(allow_pii_removal)
     verdict = Verdict()
     for rt in model.types:

@@ -23,6 +23,7 @@ from fastavro.schema import to_parsing_canonical_form
 
 from dmd.lake.layout import table_name
 
+from .loader import record_type_from_doc
 from .model import Model, RecordType
 from .templating import GENERATOR_COMMAND
 from .typemap import record_avro
@@ -134,8 +135,6 @@ def updated(model: Model, schemas: Mapping[str, dict[str, Any]], history: Histor
 def retired(model: Model, history: History) -> tuple[RecordType, ...]:
     """The last version of each table of a type that is not the type's current table, oldest
     first: their files stay in the archive, so their tables are generated too."""
-    from .loader import record_type_from_doc
-
     out = []
     for rt in model.types:
         last: dict[str, Version] = {}
