@@ -251,6 +251,7 @@ ACCEPTED_WITH_DATA = {  # kind -> (field, its value in the old file's row read w
     "add an enum symbol": ("status", "requested"),
     "make a required field optional": ("eventId", "e-1"),
     "remove an optional field": ("phoneNumber", "absent"),
+    "add a field to a nested record": ("date.cancelled", None),
 }
 
 
@@ -282,32 +283,62 @@ def _read_avro(bodies: list[bytes], avsc: dict[str, Any]) -> list[dict[str, Any]
     return rows
 
 
+def _at(row: dict[str, Any], path: str) -> Any:
+    for part in path.split("."):
+        if part not in row:
+            return "absent"
+        row = row[part]
+    return row
+
+
+def _archive(lake: Path, fmt: str, batches: list[tuple[Any, dict[str, Any]]]) -> list[Path]:
+    """Each (registry, image) through the pipeline as one batch; the data files written."""
+    from dmd.ingest.config import Settings
+    from dmd.ingest.envelope import decode_event
+    from dmd.ingest.pipeline import process_batch
+    from dmd.lake.storage import LocalStorage
+
+    for i, (registry, image) in enumerate(batches, 1):
+        event = _kinesis_event(image, str(i))
+        result = process_batch(
+            decode_event(event), registry=registry, settings=Settings(format=fmt), storage=LocalStorage(lake)
+        )
+        assert not result.failed and not result.errors and result.data
+    return sorted(lake.rglob(f"*.{fmt}"))
+
+
 @pytest.mark.parametrize("kind", sorted(ACCEPTED_WITH_DATA))
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
 def test_old_and_new_files_read_together(project, tmp_path, kind, fmt):
+    """A file written by the old code and one by the regenerated code, in one partition, read by
+    `dmd query` through the regenerated views, by pyarrow (Parquet) and by fastavro and Apache
+    avro with the new schema as the reader's (Avro)."""
+    from dmd.tools.query import open_lake
+
     edit_schema(project, KINDS[kind][0])
     assert generate(project).exit_code == 0
-    old_spec = REGISTRY[TYPE]
+    field, old_value = ACCEPTED_WITH_DATA[kind]
+    lake = tmp_path / "lake"
     with imported(project / "generated" / "python") as package:
         new_spec = package.REGISTRY[TYPE]
-        image = copy.deepcopy(IMAGE)
-        old_body = FORMATS[fmt].encode(old_spec, [old_spec.decode(image, INSERT, SETTINGS)], FORMATS[fmt].default_codec)
-        new_body = FORMATS[fmt].encode(new_spec, [new_spec.decode(image, INSERT, SETTINGS)], FORMATS[fmt].default_codec)
-        assert fingerprint_of(old_body) == old_spec.fingerprint == fingerprint(old_spec.avro_schema)
-        assert fingerprint_of(new_body) == new_spec.fingerprint
+        new_image = copy.deepcopy(IMAGE) | {"id": {"S": "d-2"}}
+        files = _archive(lake, fmt, [(REGISTRY, copy.deepcopy(IMAGE)), (package.REGISTRY, new_image)])
+        assert sorted(fingerprint_of(f.read_bytes()) for f in files) == sorted(
+            [REGISTRY[TYPE].fingerprint, new_spec.fingerprint]
+        )
+        assert REGISTRY[TYPE].fingerprint == fingerprint(REGISTRY[TYPE].avro_schema)
+        con = open_lake(lake, generated=package)
+        cursor = con.execute(f'SELECT * FROM "{TYPE}" ORDER BY id')
+        names = [d[0] for d in cursor.description]
+        queried = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        assert con.execute(f'SELECT count(*) FROM "{TYPE}_current"').fetchone()[0] == 2
         if fmt == "parquet":
-            paths = [tmp_path / "old.parquet", tmp_path / "new.parquet"]
-            for path, body in zip(paths, (old_body, new_body), strict=True):
-                path.write_bytes(body)
-            rows = _read_parquet(paths, new_spec.arrow_schema())
+            read = _read_parquet(files, new_spec.arrow_schema())
         else:
-            rows = _read_avro([old_body, new_body], dict(new_spec.avro_schema))
-    field, old_value = ACCEPTED_WITH_DATA[kind]
-    assert len(rows) == 2 and {r["id"] for r in rows} == {"d-1"}
-    if old_value == "absent":
-        assert all(field not in r for r in rows)
-    else:
-        assert rows[0][field] == old_value
+            read = _read_avro([f.read_bytes() for f in files], dict(new_spec.avro_schema))
+    for rows in (queried, sorted(read, key=lambda r: r["id"])):
+        assert [r["id"] for r in rows] == ["d-1", "d-2"]
+        assert _at(rows[0], field) == old_value, rows[0]
 
 
 # --- a breaking change: a new table version ----------------------------------------------------------
@@ -328,12 +359,10 @@ def _kinesis_event(image: dict[str, Any], sequence: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
 def test_a_breaking_change_starts_a_new_table_version_read_with_the_old_one(project, tmp_path, fmt):
-    from dmd.ingest.config import Settings
-    from dmd.ingest.envelope import decode_event
-    from dmd.ingest.pipeline import process_batch
+    import sqlglot
+
     from dmd.lake import layout
-    from dmd.lake.storage import LocalStorage
-    from dmd.tools.query import open_lake
+    from dmd.tools.query import open_lake, render_sql
 
     edit_schema(project, lambda d: set_type(d, "marketId", "string"))
     assert generate(project).exit_code == 1  # refused in place ...
@@ -342,28 +371,24 @@ def test_a_breaking_change_starts_a_new_table_version_read_with_the_old_one(proj
     assert result.exit_code == 0, result.output
     assert f"accepted: {TYPE}: start a new table version ({TYPE} -> {TYPE}_v2)" in result.output
     out = project / "generated"
-    for name in (f"athena/{fmt}/{TYPE}.sql", f"athena/{fmt}/{TYPE}_v2.sql", f"athena/views/{TYPE}_all.sql"):
-        assert (out / name).exists(), name
+    params = {"database": "dmd", "bucket": "b", "prefix": "archive", "projection_start": "2024-01-01"}
+    for table in (TYPE, f"{TYPE}_v2"):  # both tables stay, each at its own location
+        ddl = sqlglot.parse_one(render_sql((out / "athena" / fmt / f"{table}.sql").read_text(), params), read="athena")
+        assert ddl.this.this.name == table
+        assert f"s3://b/{layout.table_prefix('archive', fmt, table)}" in ddl.sql("athena")
+    view = sqlglot.parse_one(render_sql((out / "athena/views" / f"{TYPE}_all.sql").read_text(), params), read="athena")
+    assert view.kind == "VIEW" and view.this.name == f"{TYPE}_all"
     glue = (out / "terraform" / "glue.tf").read_text()
-    assert f'"{TYPE}_v2"' in glue and f'"{TYPE}"' in glue  # both tables stay in the catalog
+    assert f'"{TYPE}_v2"' in glue and f'"{TYPE}"' in glue  # both tables in the catalog
 
     lake = tmp_path / "lake"
-    settings = Settings(format=fmt)
-    old_image = copy.deepcopy(IMAGE)
     new_image = copy.deepcopy(IMAGE) | {"id": {"S": "d-2"}, "marketId": {"S": "market-7"}}
     with imported(out / "python") as package:
         assert package.REGISTRY[TYPE].table == f"{TYPE}_v2"
-        for registry, event in (
-            (REGISTRY, _kinesis_event(old_image, "1")),
-            (package.REGISTRY, _kinesis_event(new_image, "2")),
-        ):
-            result = process_batch(
-                decode_event(event), registry=registry, settings=settings, storage=LocalStorage(lake)
-            )
-            assert not result.failed and not result.errors and result.data
+        _archive(lake, fmt, [(REGISTRY, copy.deepcopy(IMAGE)), (package.REGISTRY, new_image)])
         for table in (TYPE, f"{TYPE}_v2"):  # each version's files in its own table's folder
-            assert list((lake / layout.table_prefix(settings.prefix, fmt, table)).rglob(f"*.{fmt}")), table
-        con = open_lake(lake, settings.prefix, generated=package)
+            assert list((lake / layout.table_prefix("archive", fmt, table)).rglob(f"*.{fmt}")), table
+        con = open_lake(lake, generated=package)
         rows = con.execute(f'SELECT id, marketId FROM "{TYPE}_all" ORDER BY id').fetchall()
         assert rows == [("d-1", None), ("d-2", "market-7")]  # bigint cannot be read as string: NULL for old rows
         assert con.execute(f'SELECT count(*) FROM "{TYPE}_current"').fetchone()[0] == 2
@@ -374,3 +399,42 @@ def test_a_required_field_with_a_default_is_refused_by_the_loader(project):
     edit_schema(project, lambda d: add(d, {"name": "tier", "type": "string", "default": "basic"}))
     result = generate(project)
     assert result.exit_code == 2 and "defaults are only allowed as null on optional fields" in result.output
+
+
+REFUSED_FOR_AVRO = (  # refused kinds whose old files an Avro reader of the new schema cannot read
+    "add a required field",
+    "change a field's type",
+    "remove an enum symbol",
+    "make an optional field required",
+)
+
+
+@pytest.mark.parametrize("kind", REFUSED_FOR_AVRO)
+def test_a_refused_change_would_break_reading_old_avro_files(project, kind):
+    """What the refusal prevents: the old file, read with the edited schema as the reader's, fails
+    in fastavro and in Apache avro (the image has `cancelled` status and no phone number)."""
+    import avro.datafile
+    import avro.errors
+    import avro.io
+    import avro.schema
+    import fastavro
+    import fastavro.read
+
+    from dmd.generator.loader import load_record_type
+    from dmd.generator.typemap import record_avro
+
+    spec = REGISTRY[TYPE]
+    image = copy.deepcopy(IMAGE) | {"status": {"S": "cancelled"}}
+    image.pop("email")
+    body = FORMATS["avro"].encode(spec, [spec.decode(image, INSERT, SETTINGS)], "null")
+    edit_schema(project, KINDS[kind][0])
+    reader = record_avro(load_record_type(project / "schemas" / f"{TYPE}.json", f"schemas/{TYPE}.json"))
+    assert list(fastavro.reader(io.BytesIO(body)))  # readable with its own schema
+    with pytest.raises(fastavro.read.SchemaResolutionError):
+        list(fastavro.reader(io.BytesIO(body), reader_schema=reader))
+    datum_reader = avro.io.DatumReader(readers_schema=avro.schema.parse(json.dumps(reader)))
+    with (
+        pytest.raises(avro.errors.SchemaResolutionException),
+        avro.datafile.DataFileReader(io.BytesIO(body), datum_reader) as r,
+    ):
+        list(r)
