@@ -28,11 +28,9 @@ from dmd.lake.formats import PARQUET
 from .history import History, Version, current
 from .loader import record_type_from_doc
 from .model import Field, Kind, Model, Record, RecordType
+from .targets.catalog import ATHENA_READS_AS
 from .typemap import athena_type, record_avro
 
-# Athena's "compatible data types" (Change a column data type): of the column types we generate,
-# only int may be read as bigint.
-ATHENA_WIDENINGS = frozenset({("int", "bigint")})
 AVRO_PROMOTIONS = frozenset({(Kind.INT, Kind.LONG)})  # the Avro specification's, among our kinds
 
 
@@ -380,7 +378,7 @@ def _diff_field(
         kind = "change a field's type"
     problems = avro_problem(path, "the new type cannot read the old values") + _logical_problem(ot, nt, version)
     before, after = athena_type(ot, PARQUET), athena_type(nt, PARQUET)
-    if before != after and (before, after) not in ATHENA_WIDENINGS:
+    if before != after and (before, after) not in ATHENA_READS_AS:
         problems += (
             f"parquet: Athena cannot read a Parquet column written as {before} as {after} "
             "(its compatible data types: int -> bigint only)",

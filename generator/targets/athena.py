@@ -14,7 +14,16 @@ from dmd.lake.formats import FORMATS, LakeFormat
 from ..model import Model, Origin, RecordType
 from ..templating import header, render
 from ..typemap import athena_type
-from .catalog import PARTITION_KEY, PARTITION_TYPE, avro_literal, by_origin, columns, item_key, location
+from .catalog import (
+    ATHENA_READS_AS,
+    PARTITION_KEY,
+    PARTITION_TYPE,
+    avro_literal,
+    by_origin,
+    columns,
+    item_key,
+    location,
+)
 from .catalog import projection as projection_properties
 
 TABLE_TEMPLATE = "athena/table.sql.j2"
@@ -23,8 +32,6 @@ CURRENT_BODY = "athena/current-body.sql.j2"
 ALL_RECORDS_BODY = "athena/all-records-body.sql.j2"
 VIEWS_MODULE = "athena/views.py.j2"
 
-# Column types Athena reads as another (its "compatible data types"), among those we generate.
-READABLE = frozenset({("int", "bigint")})
 PLACEHOLDERS = ("database", "bucket", "prefix", "projection_start", "projection_end")
 DATABASE = "${database}"
 LOCATION_ROOT = "s3://${bucket}/${prefix}"
@@ -75,7 +82,7 @@ def all_body(model: Model, rt: RecordType) -> str:
         for f in rt.root.fields:
             old = have.get(f.name)
             readable = old is not None and all(
-                (athena_type(old.type, fmt), athena_type(f.type, fmt)) in READABLE
+                (athena_type(old.type, fmt), athena_type(f.type, fmt)) in ATHENA_READS_AS
                 or athena_type(old.type, fmt) == athena_type(f.type, fmt)
                 for fmt in FORMATS.values()
             )

@@ -18,6 +18,10 @@ from ..model import Field, Origin, RecordType
 from ..typemap import athena_type, record_avro
 
 PARTITION_TYPE = "string"  # YYYY-MM-DD as written in the key
+# Column types Athena reads as another (its "compatible data types" for a changed column type),
+# among the types we generate: what a schema change may do to a column (evolution.py) and what
+# a `{type}_all` view reads from an older table version (athena.py).
+ATHENA_READS_AS = frozenset({("int", "bigint")})
 
 
 @dataclass(frozen=True)

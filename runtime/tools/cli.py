@@ -527,7 +527,7 @@ def compact(
     target size, dropping duplicates of the same change. Crash-safe: rerun after any failure."""
     import json
 
-    from dmd.generated import REGISTRY
+    from dmd.generated import REGISTRY, TABLES
     from dmd.lake.compact import Options
     from dmd.lake.compact import compact as run_compact
     from dmd.lake.storage import open_storage
@@ -539,7 +539,8 @@ def compact(
         prefix=prefix,
         state_prefix=state_prefix,
         formats=frozenset(formats) or None,
-        types=frozenset(types) or None,
+        # a type's folders: its table's and its older table versions' (docs/schema-evolution.md)
+        types=frozenset(table for table, spec in TABLES.items() if spec.type_name in types) or None,
         first_day=first_day.date() if first_day else None,
         last_day=last_day.date() if last_day else None,
         min_age=_duration(min_age),
