@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .formats import FINGERPRINT_KEY
+from .read import parquet_fingerprint
 from .storage import Storage
 
 AVRO_BLOCK_BYTES = 1 << 20  # uncompressed datum bytes per output block
@@ -351,11 +352,6 @@ def _fingerprint_metadata(fingerprint: str | None) -> dict[str, str]:
     return {FINGERPRINT_KEY: fingerprint} if fingerprint else {}
 
 
-def _parquet_fingerprint(source: Any) -> str | None:
-    value = (source.metadata.metadata or {}).get(FINGERPRINT_KEY.encode())
-    return value.decode() if value is not None else None
-
-
 def _row(batch: Any, i: int) -> dict[str, Any]:
     return batch.slice(i, 1).to_pylist()[0]
 
@@ -391,7 +387,7 @@ def merge_parquet(
             try:
                 source = pq.ParquetFile(pa.BufferReader(body))  # a third of read_table's cost
                 source_schema = source.schema_arrow.remove_metadata()
-                source_fingerprint = _parquet_fingerprint(source)
+                source_fingerprint = parquet_fingerprint(source)
             except Exception as e:
                 merged.excluded.append((key, f"unreadable Parquet file: {e}"))
                 continue

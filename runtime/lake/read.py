@@ -42,5 +42,12 @@ def fingerprint_of(body: bytes) -> str | None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    value = (pq.ParquetFile(pa.BufferReader(body)).metadata.metadata or {}).get(FINGERPRINT_KEY.encode())
+    return parquet_fingerprint(pq.ParquetFile(pa.BufferReader(body)))
+
+
+def parquet_fingerprint(file: Any) -> str | None:
+    """The recorded fingerprint of an open pyarrow ParquetFile (its key-value metadata)."""
+    from .formats import FINGERPRINT_KEY
+
+    value = (file.metadata.metadata or {}).get(FINGERPRINT_KEY.encode())
     return value.decode() if value is not None else None
