@@ -68,7 +68,10 @@ ADDED: dict[str, Added] = {
         argument_schema={"type": "string", "pattern": "^[a-z][a-z0-9_]*$"},
     ),
     "cdc.operation": Added(
-        (Kind.ENUM,), "pipeline: stream eventName", "change.operation", symbols=("INSERT", "MODIFY", "REMOVE")
+        (Kind.ENUM,),
+        "pipeline: stream eventName (SNAPSHOT: a row of a full table export)",
+        "change.operation",
+        symbols=("INSERT", "MODIFY", "REMOVE", "SNAPSHOT"),
     ),
     "cdc.ttl-expired": Added((Kind.BOOLEAN,), "pipeline: TTL expiry flag", "change.ttl_expired"),
     "cdc.sequence-number": Added((Kind.STRING,), "pipeline: stream sequence number", "change.sequence_number"),
