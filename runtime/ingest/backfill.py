@@ -107,7 +107,8 @@ class FileResult:
     @classmethod
     def from_json(cls, body: bytes) -> FileResult:
         doc = json.loads(body)
-        return cls(**{k: v for k, v in doc.items() if k in cls.__dataclass_fields__}, done_before=True)
+        fields = {k: v for k, v in doc.items() if k in cls.__dataclass_fields__ and k != "done_before"}
+        return cls(**fields, done_before=True)
 
 
 @dataclass

@@ -24,8 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dmd.ingest.config import Settings
 from dmd.ingest import export
+from dmd.ingest.config import Settings
 from dmd.ingest.envelope import EPOCH, EXPORT, NOT_BASE64, StreamRecord, decode_event, read_lines
 from dmd.ingest.pipeline import process_batch
 from dmd.lake import layout
