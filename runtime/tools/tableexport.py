@@ -13,7 +13,7 @@ spreads them by partition (a file may be empty, as one of an empty partition is)
 `bad_fraction` of the items are made invalid for the schemas (`BAD_KINDS`), and one line of a
 data file may be no JSON at all; `ExportStats.bad` says where each is.
 
-    stats = write_export(LocalStorage(root), "exports", records=1000, seed=7, kind="full")
+    stats = write_export(LocalStorage(root), "exports", records=1000, seed=7, kind=FULL)
     # -> root/exports/AWSDynamoDB/<export-id>/{manifest-summary.json, manifest-files.json, data/*.json.gz}
 """
 
@@ -76,9 +76,17 @@ def _spoil(image: dict[str, Any], kind: str, rng: Random) -> dict[str, Any]:
     elif kind == "not-a-number":
         numbers = [k for k, v in image.items() if isinstance(v, dict) and "N" in v]
         image[numbers[0] if numbers else "type"] = {"N": "twelve"}
-    else:
-        droppable = sorted(k for k in image if k not in ("id", "type"))
-        image.pop(droppable[rng.randrange(len(droppable))] if droppable else "type", None)
+    else:  # a required attribute of its type (every type has `type`)
+        from dmd.generated import REGISTRY
+
+        spec = REGISTRY[image["type"]["S"]]
+        required = sorted(
+            f.path
+            for f in spec.fields
+            if f.origin == "image" and not f.optional and "." not in f.path and f.kind != "record"
+        )
+        droppable = [k for k in required if k in image and k not in ("id", "type")] or ["type"]
+        image.pop(droppable[rng.randrange(len(droppable))])
     return image
 
 
@@ -93,13 +101,18 @@ def write_export(
     files: int = 4,
     bad_fraction: float = 0.0,
     unreadable_line: bool = False,
+    upto: float = 1.0,
 ) -> ExportStats:
-    """Write an export of the sample table under `prefix` ('' for none) of `storage`."""
+    """Write an export of the sample table under `prefix` ('' for none) of `storage`, of the
+    table as the first `upto` of the stream's changes left it."""
     changes = _changes(records, seed)
+    if upto < 1.0 and changes:  # every change up to a moment: none later than the export time
+        cut = changes[max(round(len(changes) * upto) - 1, 0)]["dynamodb"]["ApproximateCreationDateTime"]
+        changes = [d for d in changes if d["dynamodb"]["ApproximateCreationDateTime"] <= cut]
     rng = Random(f"{seed}:export")
     first_ms = changes[0]["dynamodb"]["ApproximateCreationDateTime"] if changes else 0
     last_ms = changes[-1]["dynamodb"]["ApproximateCreationDateTime"] if changes else 0
-    export_ms = last_ms + 1000
+    export_ms = last_ms + 1  # the export's point in time: just after the last change it holds
     export_time = datetime.fromtimestamp(export_ms / 1000, UTC)
     export_id = f"{export_ms:014d}-{hashlib.sha256(f'{seed}:{kind}'.encode()).hexdigest()[:8]}"
     base = f"{prefix}/" if prefix else ""
@@ -151,7 +164,9 @@ def write_export(
     for i, (key, doc) in enumerate(lines):
         f = int(hashlib.sha256(key.encode()).hexdigest(), 16) % files
         image_name = "Item" if kind == FULL else "NewImage" if "NewImage" in doc else "OldImage"
-        if i in bad_at:
+        if image_name not in doc:  # a delete in a NEW_IMAGE export: its keys only
+            pass
+        elif i in bad_at:
             bad_kind = BAD_KINDS[i % len(BAD_KINDS)]
             doc = {**doc, image_name: _spoil(doc[image_name], bad_kind, rng)}
             stats.bad.append((f"{data_folder}{names[f]}.json.gz", len(per_file[f]) + 1, bad_kind))
