@@ -4,10 +4,12 @@ server on 127.0.0.1), worker processes included; objects read back with pyarrow 
 from __future__ import annotations
 
 import io
+import json
 from collections import Counter
 
 import duckdb
 import pyarrow.parquet as pq
+import pytest
 from click.testing import CliRunner
 
 from dmd.ingest.backfill import Plan, backfill_file, open_export
@@ -95,3 +97,29 @@ def _registry():
     from dmd.generated import REGISTRY
 
     return REGISTRY
+
+
+def test_the_lambda_handler_archives_the_map_item_it_is_given(s3, moto_server, monkeypatch):
+    import importlib
+    import sys
+
+    s3.create_bucket(Bucket="exports")
+    stats = write_export(open_storage("s3://exports", moto_server.url), "exports", records=500, seed=33, files=2)
+    monkeypatch.setenv("DMD_BUCKET", "dmd-test")
+    monkeypatch.setenv("DMD_S3_ENDPOINT", moto_server.url)
+    monkeypatch.setenv("DMD_BACKFILL_TARGET_BYTES", str(1 << 20))
+    sys.modules.pop("dmd.ingest.backfill_handler", None)
+    handler = importlib.import_module("dmd.ingest.backfill_handler").handler
+    manifest = f"{stats.folder}manifest-files.json"
+    lines = s3.get_object(Bucket="exports", Key=manifest)["Body"].read().splitlines()
+    # what the Distributed Map's ItemSelector hands each invocation
+    events = [{"bucket": "exports", "manifest": manifest, "file": json.loads(line)} for line in lines]
+    results = [handler(e, None) for e in events]
+    assert sum(r["items"] for r in results) == stats.items
+    assert sum(sum(r["archived"].values()) for r in results) == sum(stats.by_type.values())
+    assert Counter(r["type"] for r in parquet_rows(s3, "dmd-test", "archive/")) == stats.by_type
+    before = keys(s3, "dmd-test")
+    retried = handler(events[0], None)  # Step Functions retries a file: nothing is read or written again
+    assert retried["done_before"] and keys(s3, "dmd-test") == before
+    with pytest.raises(ValueError, match="expected"):
+        handler({"file": {}}, None)
