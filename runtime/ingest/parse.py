@@ -161,7 +161,8 @@ def parse_exact(
     image_name = IMAGE_OF.get(operation) if type(operation) is str else None
     if image_name is None:
         shown = repr(operation[:40]) if type(operation) is str else f"a JSON {type(operation).__name__}"
-        return ArchiveError(f"eventName: {shown} is not one of {', '.join(IMAGE_OF)}", (source,))
+        stream_operations = ", ".join(op for op in IMAGE_OF if op != SNAPSHOT)
+        return ArchiveError(f"eventName: {shown} is not one of {stream_operations}", (source,))
     if operation == SNAPSHOT and source.source != EXPORT:
         return ArchiveError(f"eventName: {SNAPSHOT!r} marks items of a table export, not stream records", (source,))
     ddb = doc.get("dynamodb")
