@@ -11,7 +11,8 @@ and notifications around their arrival, events and sales over weeks). Each run i
 backfill` command as a child process into a fresh lake, timed from start to exit (worker start-up
 included); its CPU time (itself and its workers) and the peak RSS of its largest process come
 from `os.wait4` in a small launcher (benchmarks/compaction.py's). Items per second = the export's
-items / wall seconds.
+items / wall seconds; items per CPU-second = the export's items / the CPU time of the command
+and its workers (what the cores can do when no other process competes for them).
 """
 
 from __future__ import annotations
@@ -50,9 +51,10 @@ def main(argv: list[str] | None = None) -> None:
             f"from a {args.records:,}-change sample; {os.cpu_count()} cores"
         )
         print(
-            f"{'format':<8} {'workers':>7} {'wall s':>8} {'items/s':>9} {'CPU s':>8} {'peak MB':>8} "
-            f"{'objects':>8} {'MiB':>7}"
+            f"{'format':<8} {'workers':>7} {'wall s':>8} {'items/s':>9} {'CPU s':>8} {'items/CPU-s':>11} "
+            f"{'peak MB':>8} {'objects':>8} {'MiB':>7}"
         )
+        print(f"load average before the runs: {os.getloadavg()[0]:.1f} (other processes share the cores)")
         for fmt in args.formats.split(","):
             for workers in (int(w) for w in args.workers.split(",")):
                 lake = root / f"lake-{fmt}-{workers}"
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
                 mib = sum(p.stat().st_size for p in objects) / 2**20
                 print(
                     f"{fmt:<8} {workers:>7} {r.wall:>8.2f} {stats.items / r.wall:>9,.0f} {r.cpu:>8.2f} "
-                    f"{r.max_rss_mb:>8.0f} {len(objects):>8} {mib:>7.1f}"
+                    f"{stats.items / r.cpu:>11,.0f} {r.max_rss_mb:>8.0f} {len(objects):>8} {mib:>7.1f}"
                 )
                 shutil.rmtree(lake)
 

@@ -21,7 +21,9 @@ file's last write.
 
 from __future__ import annotations
 
+import base64
 import gzip
+import hashlib
 import json
 import tempfile
 from collections.abc import Mapping
@@ -184,6 +186,7 @@ class _FileWriter:
         self.settings, self.plan, self.tmp, self.result = settings, plan, tmp, result
         self.groups: dict[tuple[str, date], _Group] = {}
         self.waiting = 0
+        self.open_files = 0
         self.clock = 0
         self.errors: list[ArchiveError] = []
         self.written: set[Partition] = set()
@@ -193,8 +196,6 @@ class _FileWriter:
         key = (parsed.spec.type_name, parsed.partition_date)
         group = self.groups.get(key)
         if group is None:
-            if sum(1 for g in self.groups.values() if g.file is not None) >= MAX_OPEN_FILES:
-                self._finish(min((g for g in self.groups.values() if g.file is not None), key=lambda g: g.used))
             group = self.groups[key] = _Group(*key)
         group.waiting.append(parsed)
         self.waiting += 1
@@ -212,6 +213,9 @@ class _FileWriter:
         items, group.waiting = group.waiting, []
         self.waiting -= len(items)
         if group.file is None:
+            if self.open_files >= MAX_OPEN_FILES:
+                self._finish(min((g for g in self.groups.values() if g.file is not None), key=lambda g: g.used))
+            self.open_files += 1
             group.part += 1
             name = f"{group.type_name}-{group.day}-{group.part}"
             group.file = PartitionFile(self.plan.format, items[0].spec, self.plan.codec, self.tmp / name, name)
@@ -227,6 +231,7 @@ class _FileWriter:
         file, group.file = group.file, None
         if file is None:
             return
+        self.open_files -= 1
         file.close()
         if file.rows:
             fmt = FORMATS[self.plan.format]
@@ -258,6 +263,18 @@ class _FileWriter:
         self.errors = []
 
 
+def _check_md5(path: Path, data_file: DataFile) -> None:
+    """The file as the manifest describes it (a partial copy or a wrong file is refused)."""
+    if not data_file.md5:
+        return
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    if base64.b64encode(digest.digest()).decode() != data_file.md5:
+        raise ExportError(f"{data_file.key}: its content does not match the md5Checksum of {FILES}")
+
+
 def backfill_file(
     export: Export,
     summary: Summary,
@@ -283,6 +300,7 @@ def backfill_file(
         tmp = Path(tmp_dir)
         local = tmp / "data.json.gz"
         export.storage.get_file(export.key(data_file), local)
+        _check_md5(local, data_file)
         writer = _FileWriter(export, summary, rel, storage, settings, plan, tmp, result)
         with gzip.open(local, "rb") as lines, gc_paused():
             for source in records(lines, context, rel):

@@ -318,3 +318,16 @@ def test_a_data_file_key_without_the_export_prefix_is_found_too(full, tmp_path):
     lake = tmp_path / "lake"
     run_cli(str(copy / stats.folder), "--lake", str(lake), "--workers", "1")
     assert Counter(r["type"] for r in data_rows(lake)) == stats.by_type
+
+
+def test_a_data_file_that_is_not_what_the_manifest_says_is_not_archived(full, tmp_path):
+    root, stats = full
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)
+    entries = [json.loads(line) for line in (copy / stats.folder / "manifest-files.json").read_text().splitlines()]
+    damaged = copy / entries[0]["dataFileS3Key"]
+    damaged.write_bytes(damaged.read_bytes()[:-10])  # a partial copy
+    result = CliRunner().invoke(main, ["backfill", str(copy / stats.folder), "--lake", str(tmp_path / "lake")])
+    assert result.exit_code == 1
+    assert "NOT ARCHIVED" in result.output and "does not match the md5Checksum" in result.output
+    assert f"{stats.files - 1} of {stats.files} data files" in result.output
