@@ -81,9 +81,14 @@ def test_state_machine_role_reads_manifests_invokes_the_function_and_runs_its_ch
     found = statements("backfill_states")
     assert found["InvokeBackfill"]["actions"] == ["lambda:InvokeFunction"]
     assert all(r.startswith("${aws_lambda_function.backfill.arn}") for r in found["InvokeBackfill"]["resources"])
-    children = found["RunChildExecutions"]
-    assert set(children["actions"]) == {"states:StartExecution", "states:DescribeExecution", "states:StopExecution"}
-    assert children["resources"][0] == "${local.backfill_state_machine_arn}"
+    assert not any(a.startswith("states:") for s in found.values() for a in s["actions"])
+    children = statements("backfill_states_children")
+    assert children["StartChildExecutions"]["actions"] == ["states:StartExecution"]
+    assert children["StartChildExecutions"]["resources"] == ["${aws_sfn_state_machine.backfill.arn}"]
+    (watched,) = children["WatchChildExecutions"]["resources"]
+    assert watched.endswith(":execution:${local.backfill_name}/*")
+    policy = resources("aws_iam_role_policy")["backfill_states_children"]
+    assert policy["role"] == "${aws_iam_role.backfill_states.id}"
 
 
 def test_exports_prefix_is_validated_like_the_runtimes_prefixes():

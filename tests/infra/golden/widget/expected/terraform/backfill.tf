@@ -16,13 +16,9 @@ locals {
   backfill_name          = "${var.function_name}-backfill"
   backfill_export_bucket = coalesce(var.backfill_export_bucket, aws_s3_bucket.archive.bucket)
   backfill_exports_arn   = "arn:${data.aws_partition.current.partition}:s3:::${local.backfill_export_bucket}/${var.backfill_export_prefix}/*"
-  # the state machine's own ARN, for the child executions of its Distributed Map (no cycle through the role)
-  backfill_state_machine_arn = "arn:${data.aws_partition.current.partition}:states:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:stateMachine:${local.backfill_name}"
 }
 
 data "aws_partition" "current" {}
-data "aws_region" "current" {}
-data "aws_caller_identity" "current" {}
 
 resource "aws_cloudwatch_log_group" "backfill" {
   name              = "/aws/lambda/${local.backfill_name}"
@@ -240,13 +236,6 @@ data "aws_iam_policy_document" "backfill_states" {
     resources = [aws_lambda_function.backfill.arn, "${aws_lambda_function.backfill.arn}:*"]
   }
 
-  # A Distributed Map runs each batch of items as a child execution of this state machine.
-  statement {
-    sid       = "RunChildExecutions"
-    actions   = ["states:StartExecution", "states:DescribeExecution", "states:StopExecution"]
-    resources = [local.backfill_state_machine_arn, "arn:${data.aws_partition.current.partition}:states:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:execution:${local.backfill_name}/*"]
-  }
-
   # CloudWatch Logs' log delivery API takes no resource ARNs.
   statement {
     sid = "DeliverLogs"
@@ -278,4 +267,28 @@ resource "aws_iam_role_policy" "backfill_states" {
   name   = "${local.backfill_name}-states-policy"
   role   = aws_iam_role.backfill_states.id
   policy = data.aws_iam_policy_document.backfill_states.json
+}
+
+# A Distributed Map runs its items in child executions of the state machine itself: a policy of its
+# own, made after the state machine (whose creation needs the one above, for its logs).
+data "aws_iam_policy_document" "backfill_states_children" {
+  statement {
+    sid       = "StartChildExecutions"
+    actions   = ["states:StartExecution"]
+    resources = [aws_sfn_state_machine.backfill.arn]
+  }
+
+  # its executions' ARNs: region and account as a wildcard, which a role's grant cannot reach past
+  # its own account anyway (state machines have no resource policies)
+  statement {
+    sid       = "WatchChildExecutions"
+    actions   = ["states:DescribeExecution", "states:StopExecution"]
+    resources = ["arn:${data.aws_partition.current.partition}:states:*:*:execution:${local.backfill_name}/*"]
+  }
+}
+
+resource "aws_iam_role_policy" "backfill_states_children" {
+  name   = "${local.backfill_name}-states-children-policy"
+  role   = aws_iam_role.backfill_states.id
+  policy = data.aws_iam_policy_document.backfill_states_children.json
 }
