@@ -48,13 +48,13 @@ def main(argv: list[str] | None = None) -> None:
         size = sum(p.stat().st_size for p in (export / "data").iterdir())
         print(
             f"export: {stats.items:,} items in {stats.files} gzipped data files ({size / 2**20:.1f} MiB), "
-            f"from a {args.records:,}-change sample; {os.cpu_count()} cores"
+            f"from a {args.records:,}-change sample; {os.cpu_count()} cores, load average "
+            f"{os.getloadavg()[0]:.1f} before the runs (other processes share the cores)"
         )
         print(
             f"{'format':<8} {'workers':>7} {'wall s':>8} {'items/s':>9} {'CPU s':>8} {'items/CPU-s':>11} "
             f"{'peak MB':>8} {'objects':>8} {'MiB':>7}"
         )
-        print(f"load average before the runs: {os.getloadavg()[0]:.1f} (other processes share the cores)")
         for fmt in args.formats.split(","):
             for workers in (int(w) for w in args.workers.split(",")):
                 lake = root / f"lake-{fmt}-{workers}"
