@@ -169,15 +169,18 @@ def parse_exact(
     if type(ddb) is not dict:
         return ArchiveError("dynamodb: missing or not an object", (source,))
     image = ddb.get(image_name)
+    # where the image is, as its record has it: an export's line holds it as `Item` (a full
+    # export) or NewImage/OldImage (an incremental one), not inside a `dynamodb` object
+    where = f"dynamodb.{image_name}" if source.source != EXPORT else "Item" if operation == SNAPSHOT else image_name
     if type(image) is not dict:
-        return ArchiveError(f"dynamodb.{image_name}: missing (the stream must carry item images)", (source,))
+        return ArchiveError(f"{where}: missing (the stream must carry item images)", (source,))
     type_av = image.get("type")
     type_name = type_av.get("S") if type(type_av) is dict else None
     spec = registry.get(type_name) if type(type_name) is str else None
     if spec is None:
         shown = repr(type_name[:40]) if type(type_name) is str else "missing or not an 'S' attribute"
         return ArchiveError(
-            f"dynamodb.{image_name}.type: {shown} is not a registered record type ({', '.join(sorted(registry))})",
+            f"{where}.type: {shown} is not a registered record type ({', '.join(sorted(registry))})",
             (source,),
         )
     precision = ddb.get("ApproximateCreationDateTimePrecision", DEFAULT_PRECISION)
@@ -190,5 +193,5 @@ def parse_exact(
     try:
         record = spec.decode(image, change, settings)
     except DecodeError as e:
-        return ArchiveError(f"invalid {type_name} record in dynamodb.{image_name}: {e}", (source,), type_name)
+        return ArchiveError(f"invalid {type_name} record in {where}: {e}", (source,), type_name)
     return Parsed(spec, record, spec.partition_date(record, when), source)

@@ -126,6 +126,9 @@ def test_a_full_export_is_archived_as_snapshot_rows_at_the_export_time(full, tmp
     assert {d.entries[0].source for d in docs} == {"export"}
     messages = " ".join(d.message for d in docs)
     assert "not a registered record type" in messages and "not an item of a DynamoDB JSON export" in messages
+    # fields are named where the export's line has them
+    assert "Item.type: 'no-such-type'" in messages and " record in Item: " in messages
+    assert "dynamodb." not in messages
 
 
 def _groups(lake: Path) -> dict[tuple[str, str, str], list[int]]:
