@@ -173,7 +173,6 @@ class _FileWriter:
 
     def __init__(
         self,
-        export: Export,
         summary: Summary,
         rel: str,
         storage: Storage,
@@ -182,7 +181,7 @@ class _FileWriter:
         tmp: Path,
         result: FileResult,
     ) -> None:
-        self.export, self.summary, self.rel, self.storage = export, summary, rel, storage
+        self.summary, self.rel, self.storage = summary, rel, storage
         self.settings, self.plan, self.tmp, self.result = settings, plan, tmp, result
         self.groups: dict[tuple[str, date], _Group] = {}
         self.waiting = 0
@@ -301,7 +300,7 @@ def backfill_file(
         local = tmp / "data.json.gz"
         export.storage.get_file(export.key(data_file), local)
         _check_md5(local, data_file)
-        writer = _FileWriter(export, summary, rel, storage, settings, plan, tmp, result)
+        writer = _FileWriter(summary, rel, storage, settings, plan, tmp, result)
         with gzip.open(local, "rb") as lines, gc_paused():
             for source in records(lines, context, rel):
                 result.items += 1
