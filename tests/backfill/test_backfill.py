@@ -25,6 +25,7 @@ from dmd.ingest.envelope import read_lines
 from dmd.ingest.export import ExportError, read_files, read_summary
 from dmd.ingest.pipeline import process_batch
 from dmd.lake import layout
+from dmd.lake.bigfile import PartitionFile
 from dmd.lake.errordoc import ErrorDocument
 from dmd.lake.storage import LocalStorage
 from dmd.tools.cli import main
@@ -199,6 +200,19 @@ def test_other_options_on_a_begun_export_are_refused(full, tmp_path):
 def test_avro_and_few_open_files_lose_nothing(full, tmp_path, monkeypatch):
     root, stats = full
     monkeypatch.setattr(backfill_module, "MAX_OPEN_FILES", 2)  # groups finished early: more parts
+    open_now, most = set(), [0]
+
+    class Counted(PartitionFile):  # how many partition files are open at once
+        def append(self, records):
+            open_now.add(id(self))
+            most[0] = max(most[0], len(open_now))
+            return super().append(records)
+
+        def close(self):
+            open_now.discard(id(self))
+            super().close()
+
+    monkeypatch.setattr(backfill_module, "PartitionFile", Counted)
     export = open_export(str(export_dir(root, stats)))
     summary = export.summary()
     storage = LocalStorage(tmp_path / "lake")
@@ -212,6 +226,7 @@ def test_avro_and_few_open_files_lose_nothing(full, tmp_path, monkeypatch):
     assert Counter(r["type"] for r in rows) == stats.by_type
     assert sum(r.objects for r in results) == len(list((tmp_path / "lake" / "archive").rglob("*.avro")))
     assert len({r["cdc"]["sequenceNumber"] for r in rows}) == len(rows)
+    assert most[0] == 2
 
 
 @pytest.mark.parametrize("view", ["NEW_AND_OLD_IMAGES", NEW_IMAGE])
