@@ -30,12 +30,16 @@ class Added:
     python: str
     optional: bool = False  # the field is optional (True) or required (False)
     symbols: tuple[str, ...] = ()  # an enum field has exactly these symbols
+    # Symbol sets of earlier pipelines: a version in generated/history may hold one of them (its
+    # files were written then), a schema file may not (today's pipeline writes every symbol).
+    earlier_symbols: tuple[tuple[str, ...], ...] = ()
     once: bool = True  # every record type has exactly one such field
     argument: str = ""  # the annotation key of the argument this kind requires, e.g. "template"
     argument_schema: dict[str, Any] = field(default_factory=dict)  # its JSON Schema
 
-    def fits(self, f: Field) -> bool:
-        return f.type.kind in self.kinds and f.optional is self.optional and f.type.symbols == self.symbols
+    def fits(self, f: Field, past: bool = False) -> bool:
+        symbols_fit = f.type.symbols == self.symbols or (past and f.type.symbols in self.earlier_symbols)
+        return f.type.kind in self.kinds and f.optional is self.optional and symbols_fit
 
     @property
     def shape(self) -> str:
@@ -68,7 +72,11 @@ ADDED: dict[str, Added] = {
         argument_schema={"type": "string", "pattern": "^[a-z][a-z0-9_]*$"},
     ),
     "cdc.operation": Added(
-        (Kind.ENUM,), "pipeline: stream eventName", "change.operation", symbols=("INSERT", "MODIFY", "REMOVE")
+        (Kind.ENUM,),
+        "pipeline: stream eventName (SNAPSHOT: a row of a full table export)",
+        "change.operation",
+        symbols=("INSERT", "MODIFY", "REMOVE", "SNAPSHOT"),
+        earlier_symbols=(("INSERT", "MODIFY", "REMOVE"),),  # before table-export backfills
     ),
     "cdc.ttl-expired": Added((Kind.BOOLEAN,), "pipeline: TTL expiry flag", "change.ttl_expired"),
     "cdc.sequence-number": Added((Kind.STRING,), "pipeline: stream sequence number", "change.sequence_number"),

@@ -140,7 +140,7 @@ def new_table(rt: RecordType, versions: tuple[Version, ...]) -> Change:
 
 
 def old_record_type(v: Version) -> RecordType:
-    return record_type_from_doc(v.schema, f"generated/{v.path}#/schema", v.type_name)
+    return record_type_from_doc(v.schema, f"generated/{v.path}#/schema", v.type_name, past=True)
 
 
 def changes(old: Version, rt: RecordType, allow_pii_removal: frozenset[str] = frozenset()) -> list[Change]:

@@ -141,7 +141,7 @@ def retired(model: Model, history: History) -> tuple[RecordType, ...]:
         for v in history.get(rt.type_name, ()):
             last[v.table] = v  # oldest first: the last one of each table wins
         out += [
-            record_type_from_doc(v.schema, f"generated/{v.path}", rt.type_name)
+            record_type_from_doc(v.schema, f"generated/{v.path}", rt.type_name, past=True)
             for table, v in last.items()
             if table != rt.table
         ]

@@ -103,8 +103,11 @@ def load_record_type(path: Path, label: str) -> RecordType:
     return record_type_from_doc(doc, label, path.stem, hashlib.sha256(raw).hexdigest())
 
 
-def record_type_from_doc(doc: dict[str, Any], label: str, stem: str, sha256: str = "") -> RecordType:
-    """A parsed schema document (a file's, or an earlier version's from the history) as a RecordType."""
+def record_type_from_doc(
+    doc: dict[str, Any], label: str, stem: str, sha256: str = "", past: bool = False
+) -> RecordType:
+    """A parsed schema document (a file's, or with `past` an earlier version's from the history)
+    as a RecordType."""
     meta_faults = sorted(
         {_meta_fault(label, e) for e in _metaschema_validator().iter_errors(doc)},
         key=lambda line: line.split(": ", 1)[0],
@@ -114,7 +117,7 @@ def record_type_from_doc(doc: dict[str, Any], label: str, stem: str, sha256: str
 
     # Semantic checks before fastavro: they name the JSON pointer of a fault (e.g. a decimal
     # scale above its precision, a name defined twice), where fastavro's message names none.
-    builder = _Builder(label, doc)
+    builder = _Builder(label, doc, past)
     rt = builder.build(sha256, stem)
     if builder.faults:
         raise SchemaError(builder.faults)
@@ -150,9 +153,10 @@ def _leaf(e: ValidationError) -> ValidationError:
 class _Builder:
     """Turns one meta-schema-valid document into a RecordType, collecting semantic faults."""
 
-    def __init__(self, label: str, doc: dict[str, Any]) -> None:
+    def __init__(self, label: str, doc: dict[str, Any], past: bool = False) -> None:
         self.label = label
         self.doc = doc
+        self.past = past  # an earlier version from the history: added kinds as they were then
         self.faults: list[str] = []
         self.root_name = doc["name"]
         self.named: dict[str, str] = {}  # Avro name of each record and enum -> pointer of its definition
@@ -306,7 +310,7 @@ class _Builder:
                 if f.minimum is not None and f.maximum is not None and f.minimum > f.maximum:
                     self.fault(ptr, f"minimum {f.minimum} is greater than maximum {f.maximum}")
         added = ADDED.get(f.origin)
-        if added is not None and not added.fits(f):
+        if added is not None and not added.fits(f, self.past):
             self.fault(f.pointer + "/type", f"a field with added {f.origin.value!r} must be {added.shape}")
         if f.origin is Origin.CONFIG and f.argument not in CONFIG_KEYS:
             self.fault(ptr + "/config", f"unknown setting {f.argument!r}; known: {', '.join(sorted(CONFIG_KEYS))}")

@@ -38,6 +38,7 @@ LOCATION_ROOT = "s3://${bucket}/${prefix}"
 PROJECTION_START = "${projection_start}"
 PROJECTION_END = "${projection_end}"
 ALL_RECORDS = "all_records"
+SNAPSHOT = "SNAPSHOT"  # cdc.operation of a row from a full table export (dmd backfill)
 # cdc fields every record type carries, exposed by `all_records` under their own names.
 ALL_RECORDS_CDC = (Origin.CDC_OPERATION, Origin.CDC_SEQUENCE_NUMBER, Origin.CDC_CHANGE_TIME, Origin.CDC_EVENT_ID)
 
@@ -93,10 +94,13 @@ def all_body(model: Model, rt: RecordType) -> str:
 
 
 def current_body(rt: RecordType, model: Model) -> str:
-    """Latest version of each item: by change time, then sequence number (a decimal string, so by
-    length first); stream duplicates share both and collapse to one row; deleted items drop out."""
+    """Latest version of each item: by change time, then a stream row before a snapshot row (a
+    table export's, stamped with the export time: a change the stream carries at that very time is
+    no older than the snapshot), then sequence number (a decimal string, so by length first);
+    stream duplicates share all three and collapse to one row; deleted items drop out."""
     change_time = by_origin(rt, Origin.CDC_CHANGE_TIME).path
     sequence = by_origin(rt, Origin.CDC_SEQUENCE_NUMBER).path
+    operation = path_expr("v", by_origin(rt, Origin.CDC_OPERATION).path)
     return render(
         CURRENT_BODY,
         columns=[ident(f.name) for f in rt.root.fields] + [ident(PARTITION_KEY)],
@@ -104,6 +108,7 @@ def current_body(rt: RecordType, model: Model) -> str:
         key=path_expr("v", item_key(rt).path),
         order=[
             f"{path_expr('v', change_time)} DESC",
+            f"CASE WHEN {operation} = '{SNAPSHOT}' THEN 0 ELSE 1 END DESC",
             f"length({path_expr('v', sequence)}) DESC",
             f"{path_expr('v', sequence)} DESC",
         ],
@@ -173,7 +178,8 @@ def render_athena(model: Model) -> dict[str, str]:
             current_body(rt, model),
             [rt],
             [CURRENT_BODY],
-            f"The current version of each {rt.type_name} item: latest by change time, then sequence number; "
+            f"The current version of each {rt.type_name} item: latest by change time (a snapshot row of a table "
+            "export: the export time; a stream row wins a tie), then sequence number; "
             "deleted items excluded.",
         )
     out[f"athena/views/{ALL_RECORDS}.sql"] = view_ddl(

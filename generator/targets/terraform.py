@@ -1,7 +1,8 @@
 """Terraform target: a module that deploys the archive: the S3 bucket, the Glue database and one
 table per record type (for the chosen lake format) matching the Athena DDL, the archiving Lambda
 function with its Kinesis event source mapping (filters generated from the record types), the
-scheduled compactor function, their IAM roles, and the Athena views as saved queries.
+scheduled compactor function, the backfill (a Step Functions Distributed Map over a DynamoDB
+export's data files, each archived by the backfill function), their IAM roles, and the Athena views as saved queries.
 
 Python computes every value (HCL-quoted); the templates only lay them out.
 """
@@ -29,6 +30,7 @@ TEMPLATES = {
     "lambda.tf": "terraform/lambda.tf.j2",
     "iam.tf": "terraform/iam.tf.j2",
     "compactor.tf": "terraform/compactor.tf.j2",
+    "backfill.tf": "terraform/backfill.tf.j2",
     "athena.tf": "terraform/athena.tf.j2",
     "outputs.tf": "terraform/outputs.tf.j2",
     "monitoring.tf": "terraform/monitoring.tf.j2",
@@ -63,6 +65,12 @@ COMPACTOR_ENVIRONMENT = (
     ("DMD_COMPACT_BUDGET_SECONDS", "var.compaction_budget_seconds"),
 )
 COMPACTOR_HANDLER = "dmd.lake.compact_handler.handler"
+# The backfill function (dmd.ingest.backfill_handler): the archiving function's settings, and its own.
+BACKFILL_ENVIRONMENT = (
+    *ENVIRONMENT,
+    ("DMD_BACKFILL_TARGET_BYTES", "var.backfill_target_bytes"),
+)
+BACKFILL_HANDLER = "dmd.ingest.backfill_handler.handler"
 # Key prefixes as the runtime accepts them (dmd.ingest.config): S3's safe characters in
 # '/'-separated segments; the templates also reject "." and ".." segments. RE2 syntax.
 PREFIX_PATTERN = "^[A-Za-z0-9_.*'()!-]+(/[A-Za-z0-9_.*'()!-]+)*$"
@@ -196,6 +204,10 @@ def render_terraform(model: Model) -> dict[str, str]:
         "handler": hcl_string(HANDLER),
         "compactor_environment": aligned(COMPACTOR_ENVIRONMENT),
         "compactor_handler": hcl_string(COMPACTOR_HANDLER),
+        "backfill_environment": aligned(BACKFILL_ENVIRONMENT),
+        "backfill_handler": hcl_string(BACKFILL_HANDLER),
+        # {state_prefix}/backfill/: a backfill's plan, done markers and the state machine's results
+        "backfill": layout.BACKFILL.rstrip("/"),
         # {state_prefix}/touched/: the archiving function's markers, read by the compactor
         "touched": layout.TOUCHED.rstrip("/"),
         "default_state_prefix": hcl_string(layout.DEFAULT_STATE_PREFIX),

@@ -34,7 +34,11 @@ NOT_BASE64 = "kinesis.data: not valid base64"
 # --- the change record around its image ----------------------------------------------------
 
 # The image that holds the item, by eventName: the new one, except for a REMOVE, which has none.
-IMAGE_OF = {"INSERT": "NewImage", "MODIFY": "NewImage", "REMOVE": "OldImage"}
+# SNAPSHOT is no stream's: it marks an item of a full table export (dmd.ingest.export), as it
+# was at the export time; parsing accepts it only from records of source EXPORT.
+SNAPSHOT = "SNAPSHOT"
+IMAGE_OF = {"INSERT": "NewImage", "MODIFY": "NewImage", "REMOVE": "OldImage", SNAPSHOT: "NewImage"}
+EXPORT = "export"  # StreamRecord.source of an item read from a DynamoDB table export
 
 # DynamoDB's TTL sweeper deletes as this service principal; a client's delete names no service.
 TTL_PRINCIPAL = "dynamodb.amazonaws.com"
@@ -87,12 +91,12 @@ class EnvelopeError(ValueError):
 class StreamRecord:
     """One record of a batch, as received (treat as read-only)."""
 
-    source: str  # "kinesis" | "dynamodb" | "line" (an unreadable line of a local events file)
+    source: str  # "kinesis" | "dynamodb" | "line" (an unreadable line of a local events file) | "export"
     shard: str
     sequence_number: str  # Lambda's itemIdentifier for batchItemFailures
     arrived: float  # when the stream received it, seconds since the epoch (0: unknown); names objects
     payload: bytes | None = None  # the change record's bytes when known up front (replay); see decoded()
-    raw: str = ""  # kinesis: `data` as received; line: the line (base64 if not UTF-8)
+    raw: str = ""  # kinesis: `data` as received; line, export: the line (base64 if not UTF-8)
     raw_encoding: str = "kinesis-data"  # how `raw` is kept: "kinesis-data", "text" or "base64"
     document: Mapping[str, Any] | None = None  # dynamodb: the change record, already parsed
     problem: str = ""  # why the record could not even be read (e.g. invalid base64)
@@ -120,8 +124,11 @@ class StreamRecord:
 
         encoding "text": the change record's JSON text; "kinesis-data": the `kinesis.data`
         value as received (invalid base64, or bytes that are not UTF-8); "base64": the base64
-        of a line of an events file that was not UTF-8.
+        of a line of an events file (or of an export) that was not UTF-8. An export's item is
+        kept as its line in the export; `payload` is the change record made from it.
         """
+        if self.source == EXPORT:
+            return self.raw, self.raw_encoding
         if self.document is not None:
             return json_text(self.document), "text"
         payload = self.decoded()

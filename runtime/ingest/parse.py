@@ -17,8 +17,10 @@ from dmd.support.wiretypes import TypeOf
 from .envelope import (
     DEFAULT_PRECISION,
     EPOCH,
+    EXPORT,
     IMAGE_OF,
     NOT_BASE64,
+    SNAPSHOT,
     UNITS,
     StreamRecord,
     change_time,
@@ -76,7 +78,7 @@ _UNREADABLE = (msgspec.DecodeError, ValueError, RecursionError)  # ValueError: n
 def parse_fast(
     source: StreamRecord, registry: Mapping[str, RecordSpec], settings: Mapping[str, str], payload: bytes | None = None
 ) -> Parsed | None:
-    if source.source != "kinesis" or source.problem:
+    if (source.source != "kinesis" and source.source != EXPORT) or source.problem:
         return None
     if payload is None:
         payload = source.decoded()
@@ -92,6 +94,8 @@ def parse_fast(
     except _UNREADABLE:
         return None
     operation = doc.eventName
+    if operation == SNAPSHOT and source.source != EXPORT:
+        return None
     ddb = doc.dynamodb
     # change_time()'s integer case, inlined: the call alone costs ~1.5% of the parse time.
     try:
@@ -157,20 +161,26 @@ def parse_exact(
     image_name = IMAGE_OF.get(operation) if type(operation) is str else None
     if image_name is None:
         shown = repr(operation[:40]) if type(operation) is str else f"a JSON {type(operation).__name__}"
-        return ArchiveError(f"eventName: {shown} is not one of {', '.join(IMAGE_OF)}", (source,))
+        stream_operations = ", ".join(op for op in IMAGE_OF if op != SNAPSHOT)
+        return ArchiveError(f"eventName: {shown} is not one of {stream_operations}", (source,))
+    if operation == SNAPSHOT and source.source != EXPORT:
+        return ArchiveError(f"eventName: {SNAPSHOT!r} marks items of a table export, not stream records", (source,))
     ddb = doc.get("dynamodb")
     if type(ddb) is not dict:
         return ArchiveError("dynamodb: missing or not an object", (source,))
     image = ddb.get(image_name)
+    # where the image is, as its record has it: an export's line holds it as `Item` (a full
+    # export) or NewImage/OldImage (an incremental one), not inside a `dynamodb` object
+    where = f"dynamodb.{image_name}" if source.source != EXPORT else "Item" if operation == SNAPSHOT else image_name
     if type(image) is not dict:
-        return ArchiveError(f"dynamodb.{image_name}: missing (the stream must carry item images)", (source,))
+        return ArchiveError(f"{where}: missing (the stream must carry item images)", (source,))
     type_av = image.get("type")
     type_name = type_av.get("S") if type(type_av) is dict else None
     spec = registry.get(type_name) if type(type_name) is str else None
     if spec is None:
         shown = repr(type_name[:40]) if type(type_name) is str else "missing or not an 'S' attribute"
         return ArchiveError(
-            f"dynamodb.{image_name}.type: {shown} is not a registered record type ({', '.join(sorted(registry))})",
+            f"{where}.type: {shown} is not a registered record type ({', '.join(sorted(registry))})",
             (source,),
         )
     precision = ddb.get("ApproximateCreationDateTimePrecision", DEFAULT_PRECISION)
@@ -183,5 +193,5 @@ def parse_exact(
     try:
         record = spec.decode(image, change, settings)
     except DecodeError as e:
-        return ArchiveError(f"invalid {type_name} record in dynamodb.{image_name}: {e}", (source,), type_name)
+        return ArchiveError(f"invalid {type_name} record in {where}: {e}", (source,), type_name)
     return Parsed(spec, record, spec.partition_date(record, when), source)

@@ -8,6 +8,8 @@ what `dmd replay` reads back. One type, written and read here.
 
 `encoding` says how an event's text is kept: "kinesis-data" (the base64 `kinesis.data` as
 received), "text" (a JSON document or line as text) or "base64" (bytes that were not UTF-8).
+An item of a table export (`dmd backfill`) is kept as its line of the export's data file, with the
+export named in `eventSourceARN` (dmd.ingest.export.ExportContext).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ class InvalidErrorDocument(ValueError):
 @dataclass(frozen=True, slots=True)
 class ErrorEntry:
     text: str  # the record as it arrived, kept as `encoding` says
-    source: str  # "kinesis", "dynamodb", "line" or "unknown"
+    source: str  # "kinesis", "dynamodb", "line", "unknown" or "export" (an item of a table export)
     shard: str
     sequence_number: str
     encoding: str

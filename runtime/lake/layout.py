@@ -10,6 +10,12 @@ and the compactor's state, under its own prefix (outside the data prefix, so Ath
     {state_prefix}/journal/{format}/{type}/{YYYY-MM-DD}/{name}.json   one open merge (sources -> target)
     {state_prefix}/leases/{format}/{type}/{YYYY-MM-DD}/{generation}   who compacts a partition (S3)
     {state_prefix}/leases/{format}/{type}/{YYYY-MM-DD}.lock           the same, locally (a file lock)
+    {state_prefix}/backfill/{export-id}/plan.json                     the options a backfill began with
+    {state_prefix}/backfill/{export-id}/done/{id}.json                one export data file archived
+
+A backfill (`dmd backfill`) writes ordinary data containers, named by the export's time and an
+id derived from the export id, the data file, the partition and the part number
+(`backfill_key`), so a rerun or a retried data file writes the same objects again.
 
 A merged object is an ordinary data container, `{stamp}-{id}` named after its sources
 (`merged_key`), so a rerun after a crash writes the same key again.
@@ -38,6 +44,7 @@ DEFAULT_STATE_PREFIX = "_dmd-state"  # a hidden name at the lake root: not data 
 TOUCHED = "touched/"
 JOURNAL = "journal/"
 LEASES = "leases/"
+BACKFILL = "backfill/"
 _GENERATION_DIGITS = 10  # beside each replayed error document
 ERROR_EXTENSION = "json"
 _STAMP_LENGTH = 19  # YYYY-MM-DD-HH-mm-ss
@@ -224,3 +231,31 @@ def lock_key(state_prefix: str, fmt: str, type_name: str, day: date) -> str:
 
 def is_state(key: str, state_prefix: str) -> bool:
     return bool(state_prefix) and key.startswith(state_prefix + "/")
+
+
+def backfill_key(
+    prefix: str,
+    fmt: LakeFormat,
+    type_name: str,
+    day: date,
+    export_time: datetime,
+    export_id: str,
+    data_file: str,
+    part: int,
+) -> str:
+    """Part `part` (from 1) of the rows of (type, day) that one data file of an export holds."""
+    oid = object_id("backfill", export_id, data_file, fmt.name, type_name, day.isoformat(), str(part))
+    return data_key(prefix, fmt, type_name, day, export_time, oid)
+
+
+def backfill_prefix(state_prefix: str, export_id: str) -> str:
+    return f"{state_prefix}/{BACKFILL}{export_id}/"
+
+
+def backfill_plan_key(state_prefix: str, export_id: str) -> str:
+    return f"{backfill_prefix(state_prefix, export_id)}plan.json"
+
+
+def backfill_done_key(state_prefix: str, export_id: str, data_file: str) -> str:
+    """Written after every object of the data file: the file is not processed again."""
+    return f"{backfill_prefix(state_prefix, export_id)}done/{object_id('done', data_file)}.json"

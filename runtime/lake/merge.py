@@ -356,6 +356,23 @@ def _row(batch: Any, i: int) -> dict[str, Any]:
     return batch.slice(i, 1).to_pylist()[0]
 
 
+AvroWriter = _AvroWriter  # an Avro container written block by block; also dmd.lake.bigfile's
+
+
+def parquet_writer(path: Path, schema: Any, codec: str | None) -> Any:
+    """A Parquet writer with the settings for large files (also dmd.lake.bigfile's)."""
+    import pyarrow.parquet as pq
+
+    return pq.ParquetWriter(
+        str(path),
+        schema,
+        compression=codec or "snappy",
+        use_dictionary=True,
+        write_statistics=True,
+        store_schema=False,
+    )
+
+
 def merge_parquet(
     storage: Storage, keys: Sequence[str], sizes: Sequence[int], out_path: Path, codec: str | None, parallel: bool
 ) -> Merged:
@@ -393,14 +410,7 @@ def merge_parquet(
                 continue
             if writer is None:
                 schema, fingerprint = source_schema, source_fingerprint
-                writer = pq.ParquetWriter(
-                    str(out_path),
-                    schema,
-                    compression=codec or "snappy",
-                    use_dictionary=True,
-                    write_statistics=True,
-                    store_schema=False,
-                )
+                writer = parquet_writer(out_path, schema, codec)
             elif not source_schema.equals(schema, check_metadata=False) or source_fingerprint != fingerprint:
                 merged.excluded.append((key, "another schema"))
                 continue

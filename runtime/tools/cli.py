@@ -404,6 +404,64 @@ def replay(source: str, lake: Lake) -> None:
 # --- end replay (reliability) -----------------------------------------------------------------------
 
 
+# --- backfill (issue 15) -----------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("export")
+@lake_options
+@click.option(
+    "--target-size", default="128MiB", show_default=True, help="Size of an object at most (the compaction target)."
+)
+@click.option(
+    "--buffer-rows",
+    type=click.IntRange(min=100),
+    default=20_000,
+    show_default=True,
+    help="Parsed items a worker holds before encoding them (its memory).",
+)
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Processes [default: one per core].")
+def backfill(export: str, lake: Lake, target_size: str, buffer_rows: int, workers: int | None) -> None:
+    """Archive the items of a DynamoDB table export (EXPORT: s3://bucket/prefix/AWSDynamoDB/<export-id>/
+    or a local copy of that folder; DynamoDB JSON, full or incremental) through the same decoders,
+    validation, PII rules and encoders as the stream, in objects near the target size, one data
+    file per process. A full export's items are archived as SNAPSHOT rows at the export time.
+    Interrupted? Run the same command again: archived data files are not read again."""
+    from dmd.ingest.backfill import PlanMismatch
+    from dmd.ingest.export import ExportError
+
+    from .backfill import Job, describe
+    from .backfill import backfill as run_backfill
+
+    if not lake.settings.state_prefix:
+        raise click.UsageError("--state-prefix must not be empty: a backfill keeps its progress there")
+    job = Job(
+        export,
+        lake.s3_endpoint,
+        lake.location,
+        lake.s3_endpoint,
+        lake.settings,
+        _backfill_plan(lake.settings, _size(target_size), buffer_rows),
+    )
+    try:
+        _, files = describe(job)
+        total = sum(f.items for f in files)
+        show = sys.stderr.isatty() and total > 0
+        with click.progressbar(length=total, label="items", file=sys.stderr, hidden=not show) as bar:
+            report = run_backfill(job, lake.storage, workers=workers, progress=bar.update)
+    except (ExportError, PlanMismatch) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(report.text(lake.location))
+    if not report.ok:
+        sys.exit(1)
+
+
+def _backfill_plan(settings: Settings, target_bytes: int, buffer_rows: int) -> Any:
+    from dmd.ingest.backfill import Plan
+
+    return Plan.of(settings, target_bytes, buffer_rows)
+
+
 # --- stats (issue 14) ----------------------------------------------------------------------------
 
 

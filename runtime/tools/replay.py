@@ -24,8 +24,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dmd.ingest import export
 from dmd.ingest.config import Settings
-from dmd.ingest.envelope import EPOCH, NOT_BASE64, StreamRecord, decode_event, read_lines
+from dmd.ingest.envelope import EPOCH, EXPORT, NOT_BASE64, StreamRecord, decode_event, read_lines
 from dmd.ingest.pipeline import process_batch
 from dmd.lake import layout
 from dmd.lake.errordoc import ErrorDocument, ErrorEntry, InvalidErrorDocument
@@ -150,6 +151,8 @@ def rebuild(doc: ErrorDocument, key: str) -> list[StreamRecord]:
 def _rebuild_one(entry: ErrorEntry, arrived: float) -> list[StreamRecord]:
     text, source, encoding = entry.text, entry.source, entry.encoding
     shard, seq, stream = entry.shard, entry.sequence_number, entry.stream
+    if source == EXPORT:  # an item of a table export (dmd backfill), kept as its line
+        return [export.rebuild(text, encoding, shard, seq, stream)]
     if source == "line":  # a line of an events file that was not a stream event
         line = base64.b64decode(text) if encoding == "base64" else text.encode("utf-8", "surrogatepass")
         return [r for batch in read_lines([line], shard) for r in batch]

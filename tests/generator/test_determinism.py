@@ -22,6 +22,9 @@ TIMESTAMPISH = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}|\b\d{10}\b")
 
 
 def generate(schemas: Path, out: Path, hashseed: str) -> dict[str, bytes]:
+    # The history is state the generator reads (earlier schema versions, docs/schema-evolution.md):
+    # a fresh checkout has the committed one.
+    shutil.copytree(ROOT / "generated" / "history", out / "history")
     env = {**os.environ, "PYTHONHASHSEED": hashseed}
     subprocess.run(
         [*DMD, "generate", "--schemas", str(schemas), "--out", str(out)],

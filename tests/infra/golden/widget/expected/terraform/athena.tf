@@ -28,7 +28,7 @@ resource "aws_athena_named_query" "widget_current" {
         v.*,
         row_number() OVER (
           PARTITION BY v."id"
-          ORDER BY v."cdc"."changeTime" DESC, length(v."cdc"."sequenceNumber") DESC, v."cdc"."sequenceNumber" DESC
+          ORDER BY v."cdc"."changeTime" DESC, CASE WHEN v."cdc"."operation" = 'SNAPSHOT' THEN 0 ELSE 1 END DESC, length(v."cdc"."sequenceNumber") DESC, v."cdc"."sequenceNumber" DESC
         ) AS "version_rank"
       FROM "${aws_glue_catalog_database.archive.name}"."widget" AS v
     ) AS ranked

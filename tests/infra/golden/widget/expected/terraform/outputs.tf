@@ -69,6 +69,16 @@ output "glue_tables" {
   }
 }
 
+output "backfill_state_machine_arn" {
+  description = "The backfill's state machine: start it for an export (docs/backfill.md)."
+  value       = aws_sfn_state_machine.backfill.arn
+}
+
+output "backfill_function_name" {
+  description = "The backfill Lambda function (one data file of an export per invocation)."
+  value       = aws_lambda_function.backfill.function_name
+}
+
 output "view_queries" {
   description = "IDs of the saved queries that create the Athena views."
   value = {

@@ -228,6 +228,65 @@ variable "compactor_timeout" {
   }
 }
 
+# --- the backfill (backfill.tf, docs/backfill.md) ---------------------------------------------------
+
+variable "backfill_export_bucket" {
+  type        = string
+  default     = null
+  description = "Bucket the DynamoDB table exports to backfill from are written to (aws dynamodb export-table-to-point-in-time --s3-bucket); null: the archive bucket."
+}
+
+variable "backfill_export_prefix" {
+  type        = string
+  default     = "exports"
+  description = "Key prefix of those exports (--s3-prefix); the backfill may read nothing else."
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_.*'()!-]+(/[A-Za-z0-9_.*'()!-]+)*$", var.backfill_export_prefix)) && !contains(split("/", var.backfill_export_prefix), ".") && !contains(split("/", var.backfill_export_prefix), "..")
+    error_message = "backfill_export_prefix must be '/'-separated segments of letters, digits and _.*'()!- (no leading or trailing '/', no '.' or '..' segments)."
+  }
+}
+
+variable "backfill_target_bytes" {
+  type        = number
+  default     = 134217728
+  description = "The backfill writes objects of up to this size (DMD_BACKFILL_TARGET_BYTES): the compaction target, 128 MiB."
+}
+
+variable "backfill_max_concurrency" {
+  type        = number
+  default     = 20
+  description = "Data files archived at once (the Distributed Map's MaxConcurrency): backfill functions running together."
+}
+
+variable "backfill_memory_size" {
+  type        = number
+  default     = 2048
+  description = "Memory of the backfill function in MB (it holds up to 20,000 parsed items and one row group)."
+}
+
+variable "backfill_timeout" {
+  type        = number
+  default     = 900
+  description = "Timeout of one data file in seconds (Lambda's maximum, 900; a data file of an export is a few hundred MB at most)."
+
+  validation {
+    condition     = var.backfill_timeout >= 60 && var.backfill_timeout <= 900
+    error_message = "backfill_timeout must be between 60 and 900 seconds."
+  }
+}
+
+variable "backfill_ephemeral_storage" {
+  type        = number
+  default     = 4096
+  description = "/tmp of the backfill function in MB: the data file plus the partition files being written."
+
+  validation {
+    condition     = var.backfill_ephemeral_storage >= 512 && var.backfill_ephemeral_storage <= 10240
+    error_message = "backfill_ephemeral_storage must be between 512 and 10240 MB."
+  }
+}
+
 # --- the stream -----------------------------------------------------------------------------------
 
 variable "kinesis_stream_arn" {
