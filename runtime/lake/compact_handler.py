@@ -53,8 +53,8 @@ from typing import Any, NamedTuple
 
 from . import fanout, metrics
 from .compact import MIB, Options, Report, compact
+from .compact_metrics import run_metrics
 from .layout import DEFAULT_STATE_PREFIX
-from .metrics import Metric
 from .storage import S3Storage
 
 ENVIRONMENT: dict[str, str | None] = {
@@ -160,29 +160,6 @@ def worker(event: Any = None, context: Any = None) -> dict[str, Any]:
     report, failed = fanout.work(STORAGE, OPTIONS, records)
     _finish(report, "worker", messages=len(records), messages_failed=len(failed))
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
-
-
-def run_metrics(report: Report, mode: str, now: float) -> dict[str, Metric]:
-    """A run's metrics (docs/operations.md): what it merged, what failed, the backlog it left."""
-    d = report.to_dict()
-    out = {
-        metrics.OBJECTS_MERGED: Metric(d["objects_merged"]),
-        metrics.OBJECTS_WRITTEN: Metric(d["objects_written"]),
-        metrics.BYTES_MERGED: Metric(d["bytes_in"], "Bytes"),
-        metrics.BYTES_WRITTEN: Metric(d["bytes_out"], "Bytes"),
-        metrics.DUPLICATES_DROPPED: Metric(d["duplicates_dropped"]),
-        metrics.MERGES_FAILED: Metric(len(report.failed) + len(report.stuck) + len(report.errors)),
-        metrics.PARTITIONS_COMPACTED: Metric(report.partitions - report.queued),
-        metrics.PARTITIONS_LEFT: Metric(len(set(report.deferred) | set(report.busy)) + len(report.errors)),
-        metrics.RUN_DURATION: Metric(round(report.seconds, 3), "Seconds"),
-    }
-    if mode == "planner":
-        out[metrics.PARTITIONS_QUEUED] = Metric(report.queued)
-    if mode != "worker":  # the runs that read the touched markers
-        out[metrics.MARKERS_LEFT] = Metric(report.markers_read - report.markers_consumed)
-        age = 0.0 if report.oldest_marker is None else max(now - report.oldest_marker, 0.0)
-        out[metrics.OLDEST_MARKER_AGE] = Metric(round(age, 3), "Seconds")
-    return out
 
 
 def _finish(report: Report, mode: str, **extra: int) -> dict[str, Any]:

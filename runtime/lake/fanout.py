@@ -153,7 +153,6 @@ def plan(storage: Storage, options: Options, queue: Queue) -> Report:
     errors = queue.send([message(p, now) for p in ordered])
     report.queued = len(ordered) - len(errors)
     report.errors += sorted(set(errors))
-    report.partitions = len(ordered)
     report.oldest_marker = min(left, default=None)
     report.seconds = time.monotonic() - started
     return report

@@ -228,6 +228,50 @@ variable "compactor_timeout" {
   }
 }
 
+variable "compaction_mode" {
+  type        = string
+  default     = "single"
+  description = "single: each scheduled run compacts the touched partitions itself, within compaction_budget_seconds. fan-out: the scheduled run only plans, one SQS message per partition, and worker invocations compact them in parallel (up to compaction_max_concurrency); for a backlog one run cannot finish (docs/compaction.md)."
+
+  validation {
+    condition     = contains(["single", "fan-out"], var.compaction_mode)
+    error_message = "compaction_mode must be single or fan-out."
+  }
+}
+
+variable "compaction_max_concurrency" {
+  type        = number
+  default     = 10
+  description = "Fan-out: at most this many compaction workers run at once (the SQS event source mapping's maximum concurrency, 2 to 1000)."
+
+  validation {
+    condition     = var.compaction_max_concurrency >= 2 && var.compaction_max_concurrency <= 1000
+    error_message = "compaction_max_concurrency must be between 2 and 1000 (Lambda's limits for SQS event sources)."
+  }
+}
+
+variable "compaction_worker_batch_size" {
+  type        = number
+  default     = 5
+  description = "Fan-out: partitions (messages) one worker invocation takes; those its budget does not reach are handed back to the queue."
+
+  validation {
+    condition     = var.compaction_worker_batch_size >= 1 && var.compaction_worker_batch_size <= 10
+    error_message = "compaction_worker_batch_size must be between 1 and 10."
+  }
+}
+
+variable "compaction_max_receive_count" {
+  type        = number
+  default     = 5
+  description = "Fan-out: a partition's message failed this many times goes to the compaction dead-letter queue (the next scheduled plan sends the partition again)."
+
+  validation {
+    condition     = var.compaction_max_receive_count >= 1
+    error_message = "compaction_max_receive_count must be at least 1."
+  }
+}
+
 # --- the stream -----------------------------------------------------------------------------------
 
 variable "kinesis_stream_arn" {
