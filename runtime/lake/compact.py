@@ -433,10 +433,11 @@ class Compactor:
         return "undone (target deleted, sources kept)"
 
 
-def read_markers(storage: Storage, state_prefix: str, report: Report) -> dict[str, tuple[float, set[Partition]]]:
-    """Each touched marker under `state_prefix`: when it was written, and its partitions."""
+def read_markers(storage: Any, state_prefix: str, report: Report) -> dict[str, tuple[float, set[Partition]]]:
+    """Each touched marker under `state_prefix` (`storage` lists with times: LargeObjects): when
+    it was written, and its partitions."""
     out: dict[str, tuple[float, set[Partition]]] = {}
-    for info in storage.list_info(layout.touched_prefix(state_prefix)):  # type: ignore[attr-defined]
+    for info in storage.list_info(layout.touched_prefix(state_prefix)):
         try:
             partitions = read_touched(storage.get(info.key))
         except StorageError:
