@@ -297,6 +297,7 @@ def test_no_record_value_in_logs_and_metrics_of_the_compactor(
     sys.modules.pop("dmd.lake.compact_handler", None)
     handler = importlib.import_module("dmd.lake.compact_handler")
     handler.STORAGE.policy = S3Policy(max_attempts=1)  # a failed delete fails at once
+    logs.configure("DEBUG", captured_logs)  # the dmd loggers, dmd.compact included
     handler.handler({}, None)  # the plan
     records = []
     while answer := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
@@ -311,7 +312,7 @@ def test_no_record_value_in_logs_and_metrics_of_the_compactor(
     report = handler.handler({}, None)
     assert failed and report["merges"] == 0  # the workers did it all
     text = captured_logs.getvalue() + capsys.readouterr().out
-    assert '"compaction run"' in text and "cannot delete s3://dmd-test/archive/" in text  # the failures' reasons
+    assert "compaction run" in text and "cannot delete s3://dmd-test/archive/" in text  # the failures' reasons
     metric_lines = [json.loads(t) for t in text.splitlines() if t.startswith("{") and '"_aws"' in t]
     assert {m["Mode"] for m in metric_lines} == {"planner", "worker", "single"}
     assert_no_marker(text, markers)
