@@ -108,8 +108,8 @@ def touched(storage: S3Storage) -> set:
 
 def test_planner_and_workers_compact_every_touched_partition_once(s3, sqs, moto_server, monkeypatch, capsys):
     storage = S3Storage("dmd-test", endpoint_url=moto_server.url)
-    write_lake(storage, "avro", 500, seed=12, retries=3)
-    write_lake(storage, "parquet", 300, seed=13, retries=2)
+    write_lake(storage, "avro", 200, seed=12, retries=2)
+    write_lake(storage, "parquet", 100, seed=13, retries=1)
     before = rows_by_partition(storage)
     objects = len(data_keys(storage))
     partitions = touched(storage)
@@ -150,7 +150,7 @@ def test_planner_and_workers_compact_every_touched_partition_once(s3, sqs, moto_
 
 def test_a_lost_message_is_planned_again_and_a_redelivery_merges_nothing(s3, sqs, moto_server, monkeypatch):
     storage = S3Storage("dmd-test", endpoint_url=moto_server.url)
-    write_lake(storage, "avro", 300, seed=5, retries=2)
+    write_lake(storage, "avro", 100, seed=5, retries=1)
     before = rows_by_partition(storage)
     handler = load(monkeypatch, moto_server.url, sqs[1])
     plan = handler.handler({}, None)
@@ -182,7 +182,7 @@ def test_a_worker_failing_mid_merge_reports_the_message_and_its_redelivery_finis
     s3, sqs, moto_server, fault_proxy, monkeypatch
 ):
     storage = S3Storage("dmd-test", endpoint_url=moto_server.url)
-    write_lake(storage, "parquet", 300, seed=9, retries=2)
+    write_lake(storage, "parquet", 100, seed=9, retries=1)
     before = rows_by_partition(storage)
     handler = load(monkeypatch, fault_proxy.url, sqs[1])
     monkeypatch.setattr(handler.STORAGE, "policy", S3Policy(max_attempts=1))  # no retries: fail fast
