@@ -268,3 +268,18 @@ def test_versions_replaced_by_compaction_expire():
         if r.get("noncurrent_version_expiration") and r["filter"][0].get("prefix")
     }
     assert expiring["${var.prefix}/"] == expiring["${var.state_prefix}/"] == "${var.noncurrent_expiration_days}"
+
+
+def test_every_name_made_from_the_function_name_fits_its_limit():
+    """The longest function name the variable allows still makes valid Lambda, IAM and SQS names."""
+    (validation,) = variables()["function_name"]["validation"]
+    longest = int(re.search(r"\{1,(\d+)\}", validation["condition"]).group(1))
+    name = "f" * longest
+    limits = {"aws_lambda_function": 64, "aws_iam_role": 64, "aws_sqs_queue": 80}
+    for kind, limit in limits.items():
+        for resource, body in resources(kind).items():
+            made = unquote(body["name" if kind != "aws_lambda_function" else "function_name"])
+            made = made.replace("${local.compactor_name}", "${var.function_name}-compactor")
+            made = made.replace("${local.worker_name}", "${var.function_name}-compaction-worker")
+            made = made.replace("${var.function_name}", name)
+            assert "${" not in made and len(made) <= limit, (kind, resource, made)

@@ -105,7 +105,13 @@ variable "log_level" {
 variable "function_name" {
   type        = string
   default     = "dmd-archiver"
-  description = "Name of the Lambda function; also names its role, log group and failure queue."
+  description = "Name of the Lambda function; also names its role, log group and failure queue, and the compactor's functions and roles."
+
+  validation {
+    # the longest name made from it, the worker's role {function_name}-compaction-worker-role, must fit IAM's 64
+    condition     = can(regex("^[A-Za-z0-9_-]{1,41}$", var.function_name))
+    error_message = "function_name must be 1 to 41 letters, digits, - and _ (the compaction worker's role name adds 23 characters; IAM allows 64)."
+  }
 }
 
 variable "package_path" {
