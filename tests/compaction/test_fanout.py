@@ -207,3 +207,22 @@ def test_a_worker_failing_mid_merge_reports_the_message_and_its_redelivery_finis
     assert not list(storage.list(layout.journal_prefix(STATE)))
     assert final["queued"] == 0 and not list(storage.list(MARKERS))
     assert rows_by_partition(storage) == once(before)
+
+
+def test_a_plan_that_cannot_send_deletes_no_marker_and_reports_it(
+    s3, sqs, moto_server, fault_proxy, monkeypatch, capsys
+):
+    storage = S3Storage("dmd-test", endpoint_url=moto_server.url)
+    write_lake(storage, "avro", 100, seed=3, retries=0)
+    markers = list(storage.list(MARKERS))
+    handler = load(monkeypatch, moto_server.url, sqs[1])
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", fault_proxy.url)  # SQS through the proxy: every request fails
+    fault_proxy.plan = lambda method, path: "error500"
+    capsys.readouterr()
+    report = handler.handler({}, None)
+    assert report["queued"] == 0 and report["errors"]
+    (line,) = [json.loads(t) for t in capsys.readouterr().out.splitlines() if '"_aws"' in t]
+    assert line["MergesFailed"] > 0 and line["PartitionsQueued"] == 0  # what the failures alarm watches
+    assert list(storage.list(MARKERS)) == markers and queued(sqs) == 0
+    fault_proxy.plan = lambda method, path: None
+    assert handler.handler({}, None)["queued"] == len(touched(storage))  # the next tick sends it all
