@@ -1,9 +1,10 @@
 """The archive's alarms and CloudWatch dashboard, for the Terraform target (monitoring.tf).
 
-Alarms watch the function from outside (AWS/Lambda, AWS/SQS) and through the metrics it writes
-itself in Embedded Metric Format (dmd.lake.metrics holds their names, so the runtime and these
-alarms cannot drift apart). Each alarm has a threshold variable; all notify the optional SNS
-topic. The dashboard has a row for the function's health and one row per record type.
+Alarms watch the functions from outside (AWS/Lambda, AWS/SQS) and through the metrics they write
+themselves in Embedded Metric Format (dmd.lake.metrics holds their names, so the runtime and these
+alarms cannot drift apart): the archiving function's, and the compactor's (its failures and its
+backlog). Each alarm has a threshold variable; all notify the optional SNS topic. The dashboard
+has a row for the archiving function's health, one for the compactor's, and one per record type.
 
 Python computes every value (HCL-quoted); the template only lays them out.
 """
@@ -19,15 +20,21 @@ from ..model import Model
 
 # Stand-ins replaced by Terraform interpolations in the dashboard's JSON.
 NAMESPACE, FUNCTION_NAME, REGION, QUEUE = "@@namespace@@", "@@function@@", "@@region@@", "@@queue@@"
+COMPACTOR_NAME, WORKER_NAME = "@@compactor@@", "@@worker@@"
 INTERPOLATIONS = {
     NAMESPACE: "${var.metrics_namespace}",
     FUNCTION_NAME: "${aws_lambda_function.archiver.function_name}",
     REGION: "${local.monitoring_region}",
     QUEUE: "${aws_sqs_queue.failures.name}",
+    COMPACTOR_NAME: "${aws_lambda_function.compactor.function_name}",
+    WORKER_NAME: "${aws_lambda_function.compaction_worker.function_name}",
 }
 OWN = "var.metrics_namespace"  # the namespace of the function's own (EMF) metrics
 OWN_DIMENSIONS = ((m.FUNCTION, "aws_lambda_function.archiver.function_name"),)
 LAMBDA_DIMENSIONS = (("FunctionName", "aws_lambda_function.archiver.function_name"),)
+# the compactor's own metrics: its fan-out workers report under the scheduled function's name too
+COMPACTOR_DIMENSIONS = ((m.COMPACTOR, "aws_lambda_function.compactor.function_name"),)
+HOUR = 3600  # the compactor's metrics come once per run: hourly by default (compaction_schedule)
 
 
 @dataclass(frozen=True)
@@ -137,6 +144,73 @@ ALARMS = (
         "Alarm when a batch archives a record changed longer ago than this (seconds).",
         OWN_DIMENSIONS,
     ),
+    Alarm(
+        "compactor_errors",
+        "The compactor failed whole runs (a timeout, a crash, a bad setting); the next run resumes from its journal.",
+        '"AWS/Lambda"',
+        "Errors",
+        "Sum",
+        HOUR,
+        1,
+        "alarm_compactor_errors",
+        0,
+        "Alarm when the compactor (scheduled function) fails more invocations than this in an hour.",
+        (("FunctionName", "aws_lambda_function.compactor.function_name"),),
+    ),
+    Alarm(
+        "compaction_worker_errors",
+        "Fan-out compaction workers failed whole invocations (timeouts, crashes); their messages are delivered again.",
+        '"AWS/Lambda"',
+        "Errors",
+        "Sum",
+        HOUR,
+        1,
+        "alarm_compaction_worker_errors",
+        0,
+        "Alarm when the compaction workers fail more invocations than this in an hour.",
+        (("FunctionName", "aws_lambda_function.compaction_worker.function_name"),),
+    ),
+    Alarm(
+        "compaction_failures",
+        "Compaction failed: merges that failed, journal entries stuck for an operator, storage errors.",
+        OWN,
+        m.MERGES_FAILED,
+        "Sum",
+        HOUR,
+        1,
+        "alarm_compaction_failures",
+        0,
+        "Alarm when compaction runs report more failures (MergesFailed) than this in an hour.",
+        COMPACTOR_DIMENSIONS,
+    ),
+    Alarm(
+        "compaction_backlog",
+        "Compaction is falling behind: a touched marker (a batch's partitions) has waited longer than the threshold.",
+        OWN,
+        m.OLDEST_MARKER_AGE,
+        "Maximum",
+        HOUR,
+        1,
+        "alarm_compaction_backlog_seconds",
+        14_400,
+        "Alarm when the oldest touched marker a compaction run leaves is older than this (seconds). Normally "
+        "below marker grace + min age + one schedule interval (two in fan-out mode): 3 h 15 min with the defaults.",
+        COMPACTOR_DIMENSIONS,
+    ),
+    Alarm(
+        "compaction_dead_letters",
+        "Partitions failed fan-out compaction compaction_max_receive_count times (their messages are in the "
+        "compaction dead-letter queue; the next plan sends them again).",
+        '"AWS/SQS"',
+        "ApproximateNumberOfMessagesVisible",
+        "Maximum",
+        300,
+        1,
+        "alarm_compaction_dead_letters",
+        0,
+        "Alarm when the compaction dead-letter queue holds more messages than this.",
+        (("QueueName", "aws_sqs_queue.compaction_dead.name"),),
+    ),
 )
 
 
@@ -218,7 +292,8 @@ def dashboard(model: Model) -> dict:
             "Maximum",
         ),
     ]
-    y = 13
+    widgets += compactor_row(13)
+    y = 20
     for rt in model.types:
         typed = (*own, m.RECORD_TYPE, rt.type_name)
         widgets.append(
@@ -240,6 +315,50 @@ def dashboard(model: Model) -> dict:
         ]
         y += 7
     return {"widgets": widgets}
+
+
+def compactor_row(y: int) -> list[dict]:
+    """The compactor's health: what it merged, failures, backlog, and its functions' errors."""
+    own = (m.COMPACTOR, COMPACTOR_NAME)
+    return [
+        {"type": "text", "x": 0, "y": y, "width": 24, "height": 1, "properties": {"markdown": "## Compactor"}},
+        _widget(
+            "Objects merged, written, duplicates dropped",
+            [_metric(NAMESPACE, n, *own) for n in (m.OBJECTS_MERGED, m.OBJECTS_WRITTEN, m.DUPLICATES_DROPPED)],
+            0,
+            y + 1,
+            6,
+        ),
+        _widget(
+            "Bytes merged and written",
+            [_metric(NAMESPACE, n, *own) for n in (m.BYTES_MERGED, m.BYTES_WRITTEN)],
+            6,
+            y + 1,
+            6,
+        ),
+        _widget(
+            "Backlog: oldest marker (s), partitions left",
+            [
+                _metric(NAMESPACE, m.OLDEST_MARKER_AGE, *own),
+                _metric(NAMESPACE, m.PARTITIONS_LEFT, *own, stat="Sum", yAxis="right"),
+            ],
+            12,
+            y + 1,
+            6,
+            "Maximum",
+        ),
+        _widget(
+            "Failures: merges, invocations",
+            [
+                _metric(NAMESPACE, m.MERGES_FAILED, *own),
+                _metric("AWS/Lambda", "Errors", "FunctionName", COMPACTOR_NAME),
+                _metric("AWS/Lambda", "Errors", "FunctionName", WORKER_NAME),
+            ],
+            18,
+            y + 1,
+            6,
+        ),
+    ]
 
 
 def dashboard_heredoc(model: Model) -> str:

@@ -63,6 +63,9 @@ COMPACTOR_ENVIRONMENT = (
     ("DMD_COMPACT_MIN_AGE_SECONDS", "var.compaction_min_age_seconds"),
     ("DMD_COMPACT_TARGET_BYTES", "var.compaction_target_bytes"),
     ("DMD_COMPACT_BUDGET_SECONDS", "var.compaction_budget_seconds"),
+    ("DMD_METRICS_NAMESPACE", "var.metrics_namespace"),
+    # the metrics' dimension: the workers report under the scheduled function's name too
+    ("DMD_COMPACTOR_NAME", "local.compactor_name"),
 )
 COMPACTOR_HANDLER = "dmd.lake.compact_handler.handler"
 # The backfill function (dmd.ingest.backfill_handler): the archiving function's settings, and its own.
@@ -71,6 +74,9 @@ BACKFILL_ENVIRONMENT = (
     ("DMD_BACKFILL_TARGET_BYTES", "var.backfill_target_bytes"),
 )
 BACKFILL_HANDLER = "dmd.ingest.backfill_handler.handler"
+# fan-out mode: the scheduled function plans, sending to this queue; "" runs it all itself
+PLANNER_ENVIRONMENT = (("DMD_COMPACT_QUEUE_URL", 'local.fan_out ? aws_sqs_queue.compaction.url : ""'),)
+WORKER_HANDLER = "dmd.lake.compact_handler.worker"
 # Key prefixes as the runtime accepts them (dmd.ingest.config): S3's safe characters in
 # '/'-separated segments; the templates also reject "." and ".." segments. RE2 syntax.
 PREFIX_PATTERN = "^[A-Za-z0-9_.*'()!-]+(/[A-Za-z0-9_.*'()!-]+)*$"
@@ -202,12 +208,14 @@ def render_terraform(model: Model) -> dict[str, str]:
         "patterns": [hcl_string(p) for p in filter_patterns(model)],
         "environment": aligned(ENVIRONMENT),
         "handler": hcl_string(HANDLER),
-        "compactor_environment": aligned(COMPACTOR_ENVIRONMENT),
+        "compactor_environment": aligned(COMPACTOR_ENVIRONMENT + PLANNER_ENVIRONMENT),
         "compactor_handler": hcl_string(COMPACTOR_HANDLER),
         "backfill_environment": aligned(BACKFILL_ENVIRONMENT),
         "backfill_handler": hcl_string(BACKFILL_HANDLER),
         # {state_prefix}/backfill/: a backfill's plan, done markers and the state machine's results
         "backfill": layout.BACKFILL.rstrip("/"),
+        "worker_environment": aligned(COMPACTOR_ENVIRONMENT),
+        "worker_handler": hcl_string(WORKER_HANDLER),
         # {state_prefix}/touched/: the archiving function's markers, read by the compactor
         "touched": layout.TOUCHED.rstrip("/"),
         "default_state_prefix": hcl_string(layout.DEFAULT_STATE_PREFIX),

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from dmd.lake import layout
 from dmd.lake.formats import DEFAULT_FORMAT, FORMATS
 from dmd.lake.layout import DEFAULT_STATE_PREFIX
-from dmd.lake.metrics import DEFAULT_NAMESPACE
+from dmd.lake.metrics import DEFAULT_NAMESPACE, NAMESPACE_PATTERN
 from dmd.lake.storage import S3Policy, bucket_problem, endpoint_problem
 
 CODECS: dict[str, tuple[str, ...]] = {f.name: f.codecs for f in FORMATS.values()}  # first = default
 # S3 "safe characters" only, segments separated by single slashes: no "..", no leading "/".
 _PREFIX = re.compile(r"[A-Za-z0-9_.*'()!-]+(/[A-Za-z0-9_.*'()!-]+)*\Z")
-_NAMESPACE = re.compile(r"[A-Za-z0-9.\-_/#:]{1,255}\Z")  # CloudWatch's namespace characters
+_NAMESPACE = re.compile(NAMESPACE_PATTERN)
 
 # Environment variables of the Lambda handler, with their defaults (None = required).
 ENVIRONMENT: dict[str, str | None] = {

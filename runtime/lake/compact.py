@@ -3,9 +3,11 @@ objects near a target size, dropping duplicates of the same change.
 
 Finding work. The writer leaves one marker per batch under `{state_prefix}/touched/` naming the
 partitions it wrote, before it writes them. A run lists only those markers (its cost grows with
-the batches since the last run, not with the bucket), compacts those partitions and deletes the
-markers it consumed once their partitions are settled. `scan_all` lists the whole data prefix
-instead, to bootstrap a lake written before markers existed.
+the batches since the last run, not with the bucket), compacts those partitions and deletes a
+marker once its batch's objects are all old enough to have been merged (`consumable`) and every
+partition it names was compacted in full. `scan_all` lists the whole data prefix instead, to
+bootstrap a lake written before markers existed; `partitions` compacts just those (a fan-out
+worker's message, dmd.lake.fanout).
 
 Per partition, under its lease (state.acquire), a run first finishes or undoes every open
 journal entry, then lists the partition once: only objects listed then are merged, so objects
@@ -66,6 +68,7 @@ class Options:
     # A marker is consumed only once this old: the batch that wrote it may still be putting data
     # (a Lambda batch runs at most 15 minutes).
     marker_grace: float = 900.0
+    partitions: frozenset[Partition] | None = None  # exactly these: no markers, no journal scan
 
     def wants(self, p: Partition) -> bool:
         return (
@@ -104,6 +107,8 @@ class Report:
     errors: list[str] = field(default_factory=list)  # partitions a storage error stopped: rerun
     markers_read: int = 0
     markers_consumed: int = 0
+    queued: int = 0  # partitions sent to the fan-out queue (dmd.lake.fanout.plan)
+    oldest_marker: float | None = None  # when the oldest marker not consumed was written (epoch s)
     seconds: float = 0.0
 
     @property
@@ -140,6 +145,8 @@ class Report:
             "errors": self.errors,
             "markers_read": self.markers_read,
             "markers_consumed": self.markers_consumed,
+            "queued": self.queued,
+            "oldest_marker": self.oldest_marker,
             "seconds": round(self.seconds, 3),
             "duplicate_window_max_seconds": round(max((m.window for m in done), default=0.0), 3),
             "merge_list": [
@@ -179,6 +186,13 @@ class Report:
         return "\n".join(lines)
 
 
+def consumable(marker_written: float, horizon: float, options: Options) -> bool:
+    """Whether a compaction that took every object written up to `horizon` (its start minus
+    min-age: older objects were all merge candidates) covered the batch of a marker written at
+    `marker_written`: that batch put its objects within `marker_grace` after its marker."""
+    return marker_written + options.marker_grace <= horizon
+
+
 def plan(infos: Iterable[ObjectInfo], options: Options, now: float) -> list[list[ObjectInfo]]:
     """Groups of one partition's objects to merge, in key order; a group of one is no merge."""
     limit = options.target_size * LEFT_ALONE
@@ -204,6 +218,7 @@ class Compactor:
         self.owner = owner_id()
         self.parallel = getattr(storage, "max_parallel_puts", 8) > 1 and not hasattr(storage, "lock")
         self.report = Report(dry_run=options.dry_run)
+        self.settled: set[Partition] = set()  # partitions done in full by `run`
 
     # --- a run ---------------------------------------------------------------------------------
 
@@ -211,18 +226,42 @@ class Compactor:
         started = time.monotonic()
         o = self.options
         now = time.time()
-        markers: dict[str, set[Partition]] = {}
+        markers: dict[str, tuple[float, set[Partition]]] = {}
         try:
-            journal = self._journal_partitions()
-            if o.scan_all:
-                work = self._scan_partitions()
+            if o.partitions is not None:
+                work = set(o.partitions)
             else:
-                markers, young = self._read_markers(now)
-                work = set().union(young, *markers.values())
+                journal = journal_partitions(self.storage, o.state_prefix)
+                if o.scan_all:
+                    work = self._scan_partitions()
+                else:
+                    markers = self._read_markers()
+                    work = set().union(*(parts for _, parts in markers.values()))
+                work = {p for p in work if o.wants(p)} | journal
         except StorageError as e:
             self.report.errors.append(f"finding work: {e}")
             return self.report
-        work = {p for p in work if o.wants(p)} | journal
+        self.settled = self._compact(work, started, now)
+        left = [written for written, _ in markers.values()]
+        if not o.dry_run:
+            left = []
+            for key, (written, partitions) in markers.items():
+                if not (consumable(written, now - o.min_age, o) and partitions <= self.settled):
+                    left.append(written)
+                    continue
+                try:
+                    self.storage.delete(key)
+                except StorageError as e:
+                    self.report.errors.append(f"{key}: {e}")
+                    left.append(written)
+                    continue
+                self.report.markers_consumed += 1
+        self.report.oldest_marker = min(left, default=None)
+        self.report.seconds = time.monotonic() - started
+        return self.report
+
+    def _compact(self, work: set[Partition], started: float, now: float) -> set[Partition]:
+        """Compact `work`; the partitions done in full (every merge candidate merged)."""
         settled: set[Partition] = set()
         failing = 0
         for p in sorted(work, key=lambda p: (p.format, p.type_name, p.day)):
@@ -237,39 +276,14 @@ class Compactor:
             except StorageError as e:  # what is open is in the journal: the next run goes on
                 self.report.errors.append(f"{p}: {e}")
                 failing += 1
-        if not o.dry_run:
-            for key, partitions in markers.items():
-                if partitions <= settled:
-                    try:
-                        self.storage.delete(key)
-                    except StorageError as e:
-                        self.report.errors.append(f"{key}: {e}")
-                        continue
-                    self.report.markers_consumed += 1
-        self.report.seconds = time.monotonic() - started
-        return self.report
+        return settled
 
     def _over_budget(self, started: float) -> bool:
         return self.options.budget is not None and time.monotonic() - started >= self.options.budget
 
-    def _read_markers(self, now: float) -> tuple[dict[str, set[Partition]], set[Partition]]:
-        """Each touched marker old enough to be consumed, with its partitions; and the partitions
-        of younger markers: compacted too, but their markers stay for the next run."""
-        out: dict[str, set[Partition]] = {}
-        young: set[Partition] = set()
-        for info in self.storage.list_info(layout.touched_prefix(self.options.state_prefix)):
-            try:
-                partitions = read_touched(self.storage.get(info.key))
-            except StorageError:
-                continue  # consumed by another compactor meanwhile
-            except (ValueError, KeyError, TypeError):
-                continue  # not a marker this layout writes: left alone
-            self.report.markers_read += 1
-            if info.modified <= now - self.options.marker_grace:
-                out[info.key] = partitions
-            else:
-                young |= partitions
-        return out, young
+    def _read_markers(self) -> dict[str, tuple[float, set[Partition]]]:
+        """Each touched marker: when it was written, and its partitions."""
+        return read_markers(self.storage, self.options.state_prefix, self.report)
 
     def _scan_partitions(self) -> set[Partition]:
         found = set()
@@ -279,21 +293,11 @@ class Compactor:
                 found.add(Partition(k.format.name, k.type_name, k.day))
         return found
 
-    def _journal_partitions(self) -> set[Partition]:
-        found = set()
-        for key in self.storage.list(layout.journal_prefix(self.options.state_prefix)):
-            parts = key[len(layout.journal_prefix(self.options.state_prefix)) :].split("/")
-            if len(parts) == 4:
-                try:
-                    found.add(Partition(parts[0], parts[1], date.fromisoformat(parts[2])))
-                except ValueError:
-                    continue
-        return found
-
     # --- one partition ---------------------------------------------------------------------------
 
     def _partition(self, p: Partition, started: float, now: float) -> bool:
-        """Compact one partition; True if nothing is left to do in it for now."""
+        """Compact one partition; True if every merge candidate (each object at least min-age
+        old) was merged: a marker whose batch is older than that is then done with."""
         o = self.options
         lease = None
         if not o.dry_run:
@@ -308,13 +312,12 @@ class Compactor:
             folder = layout.partition_prefix(o.prefix, p.format, p.type_name, p.day)
             infos = [i for i in self.storage.list_info(folder) if layout.parse_data_key(i.key, o.prefix)]
             infos = [i for i in infos if i.key.endswith("." + fmt.extension)]
-            settled = all(i.modified <= now - o.min_age or i.size >= o.target_size * LEFT_ALONE for i in infos)
+            settled = True
             for group in plan(infos, o, now):
                 if self._over_budget(started):
                     self.report.deferred.append(str(p))
                     return False
-                if not self._merge(p, group, lease):
-                    settled = False
+                settled = self._merge(p, group, lease) and settled
             return settled
         finally:
             if lease is not None:
@@ -428,6 +431,36 @@ class Compactor:
         storage.delete(entry.target)
         storage.delete(journal)
         return "undone (target deleted, sources kept)"
+
+
+def read_markers(storage: Any, state_prefix: str, report: Report) -> dict[str, tuple[float, set[Partition]]]:
+    """Each touched marker under `state_prefix` (`storage` lists with times: LargeObjects): when
+    it was written, and its partitions."""
+    out: dict[str, tuple[float, set[Partition]]] = {}
+    for info in storage.list_info(layout.touched_prefix(state_prefix)):
+        try:
+            partitions = read_touched(storage.get(info.key))
+        except StorageError:
+            continue  # consumed by another compactor meanwhile
+        except (ValueError, KeyError, TypeError):
+            continue  # not a marker this layout writes: left alone
+        report.markers_read += 1
+        out[info.key] = (info.modified, partitions)
+    return out
+
+
+def journal_partitions(storage: Storage, state_prefix: str) -> set[Partition]:
+    """The partitions with an open journal entry (a merge a killed run left)."""
+    found = set()
+    folder = layout.journal_prefix(state_prefix)
+    for key in storage.list(folder):
+        parts = key[len(folder) :].split("/")
+        if len(parts) == 4:
+            try:
+                found.add(Partition(parts[0], parts[1], date.fromisoformat(parts[2])))
+            except ValueError:
+                continue
+    return found
 
 
 def compact(storage: Storage, options: Options) -> Report:

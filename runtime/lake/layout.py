@@ -10,6 +10,7 @@ and the compactor's state, under its own prefix (outside the data prefix, so Ath
     {state_prefix}/journal/{format}/{type}/{YYYY-MM-DD}/{name}.json   one open merge (sources -> target)
     {state_prefix}/leases/{format}/{type}/{YYYY-MM-DD}/{generation}   who compacts a partition (S3)
     {state_prefix}/leases/{format}/{type}/{YYYY-MM-DD}.lock           the same, locally (a file lock)
+    {state_prefix}/settled/{format}/{type}/{YYYY-MM-DD}.json          a fan-out worker's last full compaction
     {state_prefix}/backfill/{export-id}/plan.json                     the options a backfill began with
     {state_prefix}/backfill/{export-id}/done/{id}.json                one export data file archived
 
@@ -45,6 +46,7 @@ TOUCHED = "touched/"
 JOURNAL = "journal/"
 LEASES = "leases/"
 BACKFILL = "backfill/"
+SETTLED = "settled/"
 _GENERATION_DIGITS = 10  # beside each replayed error document
 ERROR_EXTENSION = "json"
 _STAMP_LENGTH = 19  # YYYY-MM-DD-HH-mm-ss
@@ -227,6 +229,11 @@ def lease_generation(key: str) -> int | None:
 def lock_key(state_prefix: str, fmt: str, type_name: str, day: date) -> str:
     """A local lake's lock file of one partition."""
     return f"{state_prefix}/{LEASES}{_partition_path(fmt, type_name, day)}.lock"
+
+
+def settled_key(state_prefix: str, fmt: str, type_name: str, day: date) -> str:
+    """When a fan-out worker last compacted a partition in full (dmd.lake.fanout)."""
+    return f"{state_prefix}/{SETTLED}{_partition_path(fmt, type_name, day)}.json"
 
 
 def is_state(key: str, state_prefix: str) -> bool:

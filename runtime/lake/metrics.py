@@ -82,6 +82,23 @@ OBJECTS_WRITTEN = "ObjectsWritten"
 BYTES_WRITTEN = "BytesWritten"
 BATCH_DURATION = "BatchDuration"
 FRESHNESS = "Freshness"  # seconds from the oldest archived record's change time to its archiving
+NAMESPACE_PATTERN = r"[A-Za-z0-9.\-_/#:]{1,255}\Z"  # CloudWatch's namespace characters
+
+# --- the compactor's metrics: one line per run (dmd.lake.compact_handler), read by the generated
+# alarms and dashboard; docs/operations.md describes each. The fan-out planner and its workers
+# report under the same `Compactor` dimension (the scheduled function's name), so one alarm
+# covers every compaction of the lake.
+COMPACTOR = "Compactor"  # dimension: the scheduled compactor function's name
+OBJECTS_MERGED = "ObjectsMerged"  # sources merged (and deleted); OBJECTS_WRITTEN: merged objects
+BYTES_MERGED = "BytesMerged"  # bytes of those sources; BYTES_WRITTEN: bytes of the merged objects
+DUPLICATES_DROPPED = "DuplicatesDropped"
+MERGES_FAILED = "MergesFailed"  # failed merges, stuck journal entries, partitions a storage error stopped
+PARTITIONS_COMPACTED = "PartitionsCompacted"  # partitions looked at
+PARTITIONS_LEFT = "PartitionsLeft"  # not finished: the budget ran out, busy, failed (the backlog)
+PARTITIONS_QUEUED = "PartitionsQueued"  # the fan-out planner's messages
+MARKERS_LEFT = "MarkersLeft"  # touched markers still there after the run
+OLDEST_MARKER_AGE = "OldestMarkerAge"  # seconds since the oldest of those was written
+RUN_DURATION = "RunDuration"
 
 
 class MetricError(ValueError):

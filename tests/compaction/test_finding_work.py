@@ -157,3 +157,31 @@ def test_lambda_handler_refuses_a_bad_setting_naming_it(monkeypatch, name, value
     env = {"DMD_BUCKET": "dmd-test", name: value}
     with pytest.raises(ConfigError, match=name):
         from_environment(env)
+
+
+def test_a_marker_is_consumed_while_its_partitions_keep_receiving_objects(tmp_path):
+    """A partition written all day (today's demand) always holds objects younger than min-age; a
+    marker is done once its own batch's objects were merge candidates and merged."""
+    import os
+    import time
+
+    storage = LocalStorage(tmp_path)
+    bs = batches(400, seed=11)
+    for b in bs[:2]:
+        process_batch(b, registry=REGISTRY, settings=Settings(), storage=storage)
+    old_markers = set(storage.list(MARKERS))
+    hour_ago = time.time() - 3600
+    for key in storage.list(""):  # those batches ran an hour ago
+        os.utime(tmp_path / key, (hour_ago, hour_ago))
+    for b in bs[:2]:  # the same partitions written again now (a retry: the same changes)
+        process_batch(b[len(b) // 2 :], registry=REGISTRY, settings=Settings(), storage=storage)
+    young_markers = set(storage.list(MARKERS)) - old_markers
+    before = rows_by_partition(storage)
+
+    report = compact(storage, Options(min_age=600, marker_grace=600))
+
+    assert report.done and not report.failed
+    assert set(storage.list(MARKERS)) == young_markers, "the old markers consumed, the young ones kept"
+    assert report.markers_consumed == len(old_markers)
+    after = rows_by_partition(storage)
+    assert sum(sum(c.values()) for c in after.values()) == sum(sum(c.values()) for c in before.values())

@@ -59,6 +59,10 @@ def variables() -> dict[str, dict[str, Any]]:
     return {name: body for block in module()["variable"] for name, body in block.items()}
 
 
+def locals_() -> dict[str, Any]:
+    return {name: value for block in module().get("locals", []) for name, value in block.items()}
+
+
 def policy_documents() -> dict[str, dict[str, Any]]:
     return {name: body for block in module()["data"] for name, body in block.get("aws_iam_policy_document", {}).items()}
 

@@ -1,6 +1,7 @@
 """The generated Terraform runs the compactor on a schedule, with a role that may only list, read,
-write and delete under the data and state prefixes; every key-prefix variable is validated the way
-the runtime validates prefixes."""
+write and delete under the data and state prefixes; in fan-out mode the scheduled function sends
+one message per partition to a queue whose event source mapping runs the compaction worker. Every
+key-prefix variable is validated the way the runtime validates prefixes."""
 
 from __future__ import annotations
 
@@ -8,9 +9,14 @@ import re
 
 import pytest
 from infra_ddl import ROOT
-from infra_hcl import resources, statements, unquote, variables
+from infra_hcl import locals_, module, policy_documents, resources, statements, unquote, variables
 
-from dmd.generator.targets.terraform import COMPACTOR_ENVIRONMENT, PREFIX_PATTERN
+from dmd.generator.targets.terraform import (
+    COMPACTOR_ENVIRONMENT,
+    PLANNER_ENVIRONMENT,
+    PREFIX_PATTERN,
+    WORKER_HANDLER,
+)
 
 BUCKET = "${aws_s3_bucket.archive.arn}"
 # The only places the compactor's role may touch objects.
@@ -40,10 +46,17 @@ def test_compactor_runs_the_compact_handler_from_the_same_package():
     assert v["compaction_target_bytes"]["default"] == 128 * 1024 * 1024
 
 
+def worker() -> dict:
+    return resources("aws_lambda_function")["compaction_worker"]
+
+
 def test_compactor_environment_is_the_one_table_of_the_generator():
     (env,) = compactor()["environment"]
-    assert env["variables"] == {name: f"${{{expr}}}" for name, expr in COMPACTOR_ENVIRONMENT}
+    both = {name: f"${{{expr}}}" for name, expr in COMPACTOR_ENVIRONMENT}
+    assert env["variables"] == both | {name: f"${{{expr}}}" for name, expr in PLANNER_ENVIRONMENT}
     assert {"DMD_BUCKET", "DMD_PREFIX", "DMD_STATE_PREFIX"} <= set(env["variables"])
+    (worker_env,) = worker()["environment"]
+    assert worker_env["variables"] == both  # no queue: a worker never plans
     v = variables()
     for name, expr in COMPACTOR_ENVIRONMENT:
         if expr.startswith("var."):
@@ -56,7 +69,8 @@ def test_compactor_environment_names_are_read_by_the_runtime():
     if not (lake / "compact_handler.py").exists():
         pytest.skip("dmd.lake.compact_handler is not on this branch yet")
     source = "\n".join(p.read_text() for p in lake.rglob("*.py"))
-    assert [name for name, _ in COMPACTOR_ENVIRONMENT if name not in source] == []
+    names = [name for name, _ in COMPACTOR_ENVIRONMENT + PLANNER_ENVIRONMENT]
+    assert [name for name in names if name not in source] == []
 
 
 def test_one_compactor_at_a_time_and_failures_are_kept():
@@ -101,6 +115,25 @@ def test_compactor_role_is_least_privilege():
     assert policy["policy"] == "${data.aws_iam_policy_document.compactor.json}"
 
     found = statements("compactor")
+    assert_s3_least_privilege(found)
+    assert found["SendFailures"]["resources"] == ["${aws_sqs_queue.compactor_failures.arn}"]
+    assert found["WriteLogs"]["resources"] == ["${aws_cloudwatch_log_group.compactor.arn}:*"]
+    # it may send to the fan-out queue only in fan-out mode, and nothing else on SQS
+    sqs = {sid: s for sid, s in found.items() if any(a.startswith("sqs:") for a in s["actions"])}
+    assert {sid: s["actions"] for sid, s in sqs.items()} == {
+        "SendFailures": ["sqs:SendMessage"],
+        "SendPartitions": ["sqs:SendMessage"],
+    }
+    (dynamic,) = [
+        d["statement"]
+        for d in policy_documents()["compactor"]["dynamic"]
+        if d["statement"]["content"][0]["sid"] == "SendPartitions"
+    ]
+    assert dynamic["for_each"] == "${local.fan_out ? [aws_sqs_queue.compaction.arn] : []}"
+    assert found["SendPartitions"]["resources"] == ["${statement.value}"]
+
+
+def assert_s3_least_privilege(found: dict[str, dict]) -> None:
     s3_actions = set()
     for sid, s in found.items():
         assert s.get("effect", "Allow") == "Allow", sid
@@ -126,8 +159,62 @@ def test_compactor_role_is_least_privilege():
     # both prefixes are actually granted (list, and get/put/delete)
     granted = {arn for s in found.values() for arn in s["resources"]}
     assert {f"{BUCKET}/{p}*" for p in PREFIXES} <= granted
-    assert found["SendFailures"]["resources"] == ["${aws_sqs_queue.compactor_failures.arn}"]
-    assert found["WriteLogs"]["resources"] == ["${aws_cloudwatch_log_group.compactor.arn}:*"]
+
+
+# --- fan-out ---------------------------------------------------------------------------------------
+
+
+def test_compaction_mode_chooses_whether_the_scheduled_run_plans():
+    v = variables()["compaction_mode"]
+    assert v["default"] == "single"
+    assert v["validation"][0]["condition"] == '${contains(["single", "fan-out"], var.compaction_mode)}'
+    (local,) = [b for b in module()["locals"] if "fan_out" in b]
+    assert local["fan_out"] == '${var.compaction_mode == "fan-out"}'
+    (env,) = compactor()["environment"]
+    assert env["variables"]["DMD_COMPACT_QUEUE_URL"] == '${local.fan_out ? aws_sqs_queue.compaction.url : ""}'
+
+
+def test_the_queue_runs_the_worker_with_partial_batch_responses_and_a_dead_letter_queue():
+    fn, archiver = worker(), resources("aws_lambda_function")["archiver"]
+    assert unquote(fn["handler"]) == WORKER_HANDLER == "dmd.lake.compact_handler.worker"
+    for attr in ("filename", "source_code_hash", "runtime", "architectures", "layers"):
+        assert fn[attr] == archiver[attr], attr
+    assert (fn["memory_size"], fn["timeout"]) == ("${var.compactor_memory_size}", "${var.compactor_timeout}")
+    assert fn["role"] == "${aws_iam_role.compaction_worker.arn}"
+    assert fn["tracing_config"][0]["mode"] == "Active"
+    mapping = resources("aws_lambda_event_source_mapping")["compaction"]
+    assert mapping["event_source_arn"] == "${aws_sqs_queue.compaction.arn}"
+    assert mapping["function_name"] == "${aws_lambda_function.compaction_worker.arn}"
+    assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
+    assert mapping["batch_size"] == "${var.compaction_worker_batch_size}"
+    assert mapping["scaling_config"][0]["maximum_concurrency"] == "${var.compaction_max_concurrency}"
+    v = variables()
+    assert 2 <= v["compaction_max_concurrency"]["default"] <= 1000  # Lambda's range for SQS sources
+    assert 1 <= v["compaction_worker_batch_size"]["default"] <= 10
+    queue = resources("aws_sqs_queue")["compaction"]
+    # a message is not delivered again while a worker may still hold it (AWS: 6x the timeout)
+    assert queue["visibility_timeout_seconds"] == "${6 * var.compactor_timeout}"
+    assert 6 * v["compactor_timeout"]["default"] <= 43200  # SQS's maximum
+    assert queue["sqs_managed_sse_enabled"] is True
+    redrive = queue["redrive_policy"]
+    assert "aws_sqs_queue.compaction_dead.arn" in redrive and "var.compaction_max_receive_count" in redrive
+    dead = resources("aws_sqs_queue")["compaction_dead"]
+    assert dead["sqs_managed_sse_enabled"] is True
+    assert dead["message_retention_seconds"] == "${var.failure_retention_seconds}"
+
+
+def test_worker_role_is_least_privilege():
+    policy = resources("aws_iam_role_policy")["compaction_worker"]
+    assert policy["role"] == "${aws_iam_role.compaction_worker.id}"
+    assert policy["policy"] == "${data.aws_iam_policy_document.compaction_worker.json}"
+    found = statements("compaction_worker")
+    assert_s3_least_privilege(found)
+    sqs = [(s["actions"], s["resources"]) for s in found.values() if any(a.startswith("sqs:") for a in s["actions"])]
+    # what the event source mapping polls and deletes with; it sends nothing
+    assert sqs == [
+        (["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"], ["${aws_sqs_queue.compaction.arn}"])
+    ]
+    assert found["WriteLogs"]["resources"] == ["${aws_cloudwatch_log_group.compaction_worker.arn}:*"]
 
 
 def runtime_accepts(prefix: str) -> bool:
@@ -181,3 +268,19 @@ def test_versions_replaced_by_compaction_expire():
         if r.get("noncurrent_version_expiration") and r["filter"][0].get("prefix")
     }
     assert expiring["${var.prefix}/"] == expiring["${var.state_prefix}/"] == "${var.noncurrent_expiration_days}"
+
+
+def test_every_name_made_from_the_function_name_fits_its_limit():
+    """The longest function name the variable allows still makes valid Lambda, IAM and SQS names."""
+    (validation,) = variables()["function_name"]["validation"]
+    longest = int(re.search(r"\{1,(\d+)\}", validation["condition"]).group(1))
+    name = "f" * longest
+    limits = {"aws_lambda_function": 64, "aws_iam_role": 64, "aws_sqs_queue": 80}
+    for kind, limit in limits.items():
+        for resource, body in resources(kind).items():
+            made = unquote(body["name" if kind != "aws_lambda_function" else "function_name"])
+            for local, value in locals_().items():  # names the module derives from function_name
+                if isinstance(value, str) and value.startswith("${var.function_name}"):
+                    made = made.replace("${local." + local + "}", value)
+            made = made.replace("${var.function_name}", name)
+            assert "${" not in made and len(made) <= limit, (kind, resource, made)

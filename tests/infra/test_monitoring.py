@@ -17,12 +17,17 @@ from dmd.ingest.config import Settings
 from dmd.ingest.envelope import decode_event
 from dmd.ingest.pipeline import process_batch
 from dmd.lake import metrics as m
+from dmd.lake.compact import Report
+from dmd.lake.compact_metrics import run_metrics
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 # What the alarms must watch (issue 14): the stream falling behind, error documents, retries, the
 # on-failure queue, function errors and throttles, freshness.
 REQUIRED = {"IteratorAge", m.ERROR_DOCUMENTS, m.RETRY_RECORDS, "ApproximateNumberOfMessagesVisible", "Errors"}
 REQUIRED |= {"Throttles", m.FRESHNESS}
+# and the compactor's failures and backlog
+COMPACTOR_REQUIRED = {"Errors", m.MERGES_FAILED, m.OLDEST_MARKER_AGE}
+COMPACTOR = "${aws_lambda_function.compactor.function_name}"
 
 
 class Memory:
@@ -38,6 +43,8 @@ def emitted() -> dict[str, set[str]]:
     names: dict[str, set[str]] = {}
     for dimensions, values in batch_metrics(result, "fn", 1.0, datetime.now(UTC)):
         names.setdefault(",".join(dimensions), set()).update(values)
+    for mode in ("single", "planner", "worker"):  # the compactor's line, whatever its mode
+        names.setdefault(m.COMPACTOR, set()).update(run_metrics(Report(), mode, 0.0))
     return names
 
 
@@ -48,6 +55,12 @@ def alarms() -> dict[str, dict]:
 def test_the_required_alarms_exist_each_with_a_threshold_variable():
     found = {a["metric_name"] for a in alarms().values()}
     assert found >= REQUIRED
+    on_compactor = {
+        a["metric_name"]
+        for a in alarms().values()
+        if COMPACTOR in (a["dimensions"].get("FunctionName"), a["dimensions"].get(m.COMPACTOR))
+    }
+    assert on_compactor >= COMPACTOR_REQUIRED
     declared = variables()
     for name, alarm in alarms().items():
         threshold = alarm["threshold"]
@@ -73,10 +86,16 @@ def test_alarms_on_the_functions_own_metrics_name_what_it_emits():
     for alarm in own:
         dimension_set = ",".join(alarm["dimensions"])
         assert alarm["metric_name"] in names[dimension_set], (alarm["metric_name"], dimension_set)
-        assert alarm["dimensions"][m.FUNCTION] == "${aws_lambda_function.archiver.function_name}"
-    fn = resources("aws_lambda_function")["archiver"]  # the function the alarms watch
-    (env,) = fn["environment"]
-    assert env["variables"]["DMD_METRICS_NAMESPACE"] == "${var.metrics_namespace}"
+        assert alarm["dimensions"] in (
+            {m.FUNCTION: "${aws_lambda_function.archiver.function_name}"},
+            {m.COMPACTOR: COMPACTOR},  # the scheduled compactor's name, which its workers report under
+        )
+    for name in ("archiver", "compactor", "compaction_worker"):  # the functions the alarms watch
+        (env,) = resources("aws_lambda_function")[name]["environment"]
+        assert env["variables"]["DMD_METRICS_NAMESPACE"] == "${var.metrics_namespace}", name
+        if name != "archiver":
+            assert env["variables"]["DMD_COMPACTOR_NAME"] == "${local.compactor_name}", name
+    assert resources("aws_lambda_function")["compactor"]["function_name"] == "${local.compactor_name}"
     assert variables()["metrics_namespace"]["default"] == m.DEFAULT_NAMESPACE
 
 
@@ -88,6 +107,8 @@ def dashboard() -> dict:
         ("${aws_lambda_function.archiver.function_name}", "FN"),
         ("${local.monitoring_region}", "REGION"),
         ("${aws_sqs_queue.failures.name}", "QUEUE"),
+        (COMPACTOR, "COMPACTOR"),
+        ("${aws_lambda_function.compaction_worker.function_name}", "WORKER"),
     ]:
         body = body.replace(expr, stand_in)
     assert "${" not in body
@@ -118,3 +139,15 @@ def test_the_dashboard_has_a_row_per_record_type_with_emitted_metrics():
             for y in range(w["y"], w["y"] + w["height"]):
                 assert (x, y) not in cells, w
                 cells.add((x, y))
+
+
+def test_the_dashboard_has_a_compactor_row():
+    widgets = dashboard()["widgets"]
+    series = {
+        tuple(s for s in metric if not isinstance(s, dict))
+        for w in widgets
+        for metric in w["properties"].get("metrics", [])
+    }
+    own = {s[1] for s in series if s[0] == "NS" and s[2:] == (m.COMPACTOR, "COMPACTOR")}
+    assert own >= {m.OBJECTS_MERGED, m.DUPLICATES_DROPPED, m.MERGES_FAILED, m.OLDEST_MARKER_AGE, m.PARTITIONS_LEFT}
+    assert {("AWS/Lambda", "Errors", "FunctionName", f) for f in ("COMPACTOR", "WORKER")} <= series

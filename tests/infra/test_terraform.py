@@ -62,7 +62,7 @@ def test_glue_table_matches_the_ddl(type_name: str, fmt: str):
 
 
 def test_filters_cover_every_type_within_lambda_limits():
-    (esm,) = resources("aws_lambda_event_source_mapping").values()
+    esm = resources("aws_lambda_event_source_mapping")["kinesis"]
     (criteria,) = esm["filter_criteria"]
     patterns = [json.loads(unquote(f["pattern"])) for f in criteria["filter"]]
     assert 1 <= len(patterns) <= 5
@@ -76,7 +76,7 @@ def test_filters_cover_every_type_within_lambda_limits():
 
 
 def test_event_source_mapping_reports_partial_failures_and_retries_finitely():
-    (esm,) = resources("aws_lambda_event_source_mapping").values()
+    esm = resources("aws_lambda_event_source_mapping")["kinesis"]
     assert esm["function_response_types"] == ["ReportBatchItemFailures"]
     assert esm["bisect_batch_on_function_error"] is True
     assert esm["maximum_retry_attempts"] == "${var.maximum_retry_attempts}"
@@ -94,7 +94,7 @@ def test_batching_defaults_are_the_ones_docs_batching_chose():
     v = variables()
     names = ("batch_size", "maximum_batching_window_in_seconds", "parallelization_factor")
     assert {n: int(chosen[n]) for n in names} == {n: v[n]["default"] for n in names}
-    (esm,) = resources("aws_lambda_event_source_mapping").values()
+    esm = resources("aws_lambda_event_source_mapping")["kinesis"]
     assert all(esm[n] == f"${{var.{n}}}" for n in names)
     # Lambda's ranges, enforced by validation
     limits = {"batch_size": 10000, "maximum_batching_window_in_seconds": 300, "parallelization_factor": 10}

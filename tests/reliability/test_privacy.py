@@ -267,3 +267,52 @@ def test_no_record_value_in_logs_of_run_and_replay(tmp_path, captured_logs):
     # ...while the error documents do keep them: the error prefix holds PII
     kept = "".join(p.read_text() for p in (lake / "errors").rglob("*.json"))
     assert any(m in kept for m in markers.values)
+
+
+def test_no_record_value_in_logs_and_metrics_of_the_compactor(
+    s3, moto_server, fault_proxy, monkeypatch, captured_logs, capsys
+):
+    """The compactor's report, log lines and metric lines (single run, fan-out planner and worker,
+    and runs whose deletes fail) name keys, partitions and counts, never a record value."""
+    import boto3
+
+    from dmd.lake.storage import S3Policy, S3Storage
+
+    markers = Markers()
+    changes = [*marked_changes(markers), *marked_changes(markers, "REMOVE", 2)]
+    storage = S3Storage("dmd-test", endpoint_url=moto_server.url)
+    for start in (0, 300, 600, 900):  # the same changes in several batches: several objects per partition
+        process_batch(decode_event(event_of(changes, start)), registry=REGISTRY, settings=Settings(), storage=storage)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", moto_server.url)
+    sqs = boto3.client("sqs", endpoint_url=moto_server.url, region_name="us-east-1")
+    url = sqs.create_queue(QueueName="dmd-privacy")["QueueUrl"]
+    for name, value in {
+        "DMD_BUCKET": "dmd-test",
+        "DMD_S3_ENDPOINT": fault_proxy.url,
+        "DMD_COMPACT_MIN_AGE_SECONDS": "0",
+        "DMD_COMPACT_MARKER_GRACE_SECONDS": "0",
+        "DMD_COMPACT_QUEUE_URL": url,
+    }.items():
+        monkeypatch.setenv(name, value)
+    sys.modules.pop("dmd.lake.compact_handler", None)
+    handler = importlib.import_module("dmd.lake.compact_handler")
+    handler.STORAGE.policy = S3Policy(max_attempts=1)  # a failed delete fails at once
+    logs.configure("DEBUG", captured_logs)  # the dmd loggers, dmd.compact included
+    handler.handler({}, None)  # the plan
+    records = []
+    while answer := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
+        records += [{"messageId": m["MessageId"], "body": m["Body"]} for m in answer]
+    assert records
+    # half the workers' deletes of data fail: failed merges and their errors are logged
+    fault_proxy.plan = lambda method, path: "error500" if method == "DELETE" and "/archive/" in path else None
+    failed = handler.worker({"Records": records[: len(records) // 2]}, None)["batchItemFailures"]
+    fault_proxy.plan = lambda method, path: None
+    handler.worker({"Records": records}, None)
+    monkeypatch.setattr(handler, "QUEUE", None)  # single mode: the whole run itself
+    report = handler.handler({}, None)
+    assert failed and report["merges"] == 0  # the workers did it all
+    text = captured_logs.getvalue() + capsys.readouterr().out
+    assert "compaction run" in text and "cannot delete s3://dmd-test/archive/" in text  # the failures' reasons
+    metric_lines = [json.loads(t) for t in text.splitlines() if t.startswith("{") and '"_aws"' in t]
+    assert {m["Mode"] for m in metric_lines} == {"planner", "worker", "single"}
+    assert_no_marker(text, markers)

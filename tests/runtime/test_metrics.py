@@ -4,6 +4,7 @@ what the batch put in the lake."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import io
 import json
@@ -217,3 +218,109 @@ def test_a_metrics_fault_never_fails_a_stored_batch(s3, moto_server, monkeypatch
     monkeypatch.setattr(handler.metrics, "emit", broken)
     assert handler.handler(event, None) == {"batchItemFailures": []}
     assert '"metrics not emitted"' in capsys.readouterr().out
+
+
+# --- the compactor's metrics --------------------------------------------------------------------
+
+
+def load_compactor(monkeypatch, endpoint: str, **env: str):
+    for name, value in {
+        "DMD_BUCKET": "dmd-test",
+        "DMD_S3_ENDPOINT": endpoint,
+        "DMD_COMPACT_MIN_AGE_SECONDS": "0",
+        "DMD_COMPACT_MARKER_GRACE_SECONDS": "0",
+        "DMD_METRICS_NAMESPACE": "dmd-test",
+        "AWS_LAMBDA_FUNCTION_NAME": "dmd-archive-test-compactor",
+        **env,
+    }.items():
+        monkeypatch.setenv(name, value)
+    sys.modules.pop("dmd.lake.compact_handler", None)
+    return importlib.import_module("dmd.lake.compact_handler")
+
+
+def archive_sample(s3, tmp_path, records: int, seed: int, retry: bool = True) -> None:
+    """`dmd sample` batches through the pipeline into the bucket; with `retry`, the second half of
+    the first batch archived again, as a partial-batch retry does (duplicates to drop)."""
+    from dmd.ingest.config import Settings
+    from dmd.ingest.envelope import decode_event
+    from dmd.ingest.pipeline import process_batch
+    from dmd.lake.storage import S3Storage
+    from dmd.tools.sample import sample
+
+    storage = S3Storage("dmd-test", endpoint_url=s3.meta.endpoint_url)
+    events, _ = sample(records, seed, batch_size=100, rate=0.001)
+    batches = [decode_event(e) for e in events]
+    for batch in batches:
+        process_batch(batch, registry=REGISTRY, settings=Settings(), storage=storage)
+    if retry:
+        process_batch(batches[0][50:], registry=REGISTRY, settings=Settings(), storage=storage)
+
+
+def data_objects(s3) -> int:
+    listing = s3.list_objects_v2(Bucket="dmd-test", Prefix="archive/").get("Contents", [])
+    return sum(1 for o in listing if layout.parse_data_key(o["Key"], "archive"))
+
+
+def test_compactor_metrics_count_what_the_run_merged(s3, moto_server, monkeypatch, capsys, tmp_path):
+    archive_sample(s3, tmp_path, 400, seed=4)
+    before = data_objects(s3)
+    handler = load_compactor(monkeypatch, moto_server.url)
+    capsys.readouterr()
+    report = handler.handler({"source": "aws.events"}, None)
+    (doc,) = emf_lines(capsys.readouterr().out)
+    assert doc["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "dmd-test"
+    assert doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Compactor"]]
+    assert doc["Compactor"] == doc["Function"] == "dmd-archive-test-compactor" and doc["Mode"] == "single"
+    after = data_objects(s3)
+    assert doc["ObjectsMerged"] - doc["ObjectsWritten"] == before - after > 0
+    assert doc["ObjectsMerged"] == report["objects_merged"] and doc["ObjectsWritten"] == report["merges"]
+    assert doc["BytesMerged"] == report["bytes_in"] > doc["BytesWritten"] == report["bytes_out"] > 0
+    assert doc["DuplicatesDropped"] == report["duplicates_dropped"] > 0
+    assert doc["MergesFailed"] == doc["PartitionsLeft"] == 0
+    assert doc["PartitionsCompacted"] == report["partitions"] > 0
+    assert doc["MarkersLeft"] == 0 and doc["OldestMarkerAge"] == 0  # every marker consumed
+    assert 0 < doc["RunDuration"] < 600
+    units = {d["Name"]: d["Unit"] for d in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert units["BytesMerged"] == units["BytesWritten"] == "Bytes"
+    assert units["OldestMarkerAge"] == units["RunDuration"] == "Seconds"
+
+
+def test_compactor_backlog_metrics_when_the_budget_runs_out(s3, moto_server, monkeypatch, capsys, tmp_path):
+    archive_sample(s3, tmp_path, 300, seed=5, retry=False)
+    markers = len(s3.list_objects_v2(Bucket="dmd-test", Prefix=layout.touched_prefix("_dmd-state"))["Contents"])
+    handler = load_compactor(monkeypatch, moto_server.url)
+    # a budget already spent (the environment allows 1 s at least): every partition is left
+    monkeypatch.setattr(handler, "OPTIONS", dataclasses.replace(handler.OPTIONS, budget=0.0))
+    capsys.readouterr()
+    handler.handler({}, None)
+    (doc,) = emf_lines(capsys.readouterr().out)
+    assert doc["PartitionsLeft"] > 0 and doc["PartitionsCompacted"] == 0 and doc["ObjectsMerged"] == 0
+    assert doc["MarkersLeft"] == markers > 0
+    assert doc["OldestMarkerAge"] > 0
+    assert doc["MergesFailed"] == 0
+
+
+def test_fan_out_planner_and_worker_lines(s3, moto_server, monkeypatch, capsys, tmp_path):
+    import boto3
+
+    archive_sample(s3, tmp_path, 200, seed=6)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", moto_server.url)
+    sqs = boto3.client("sqs", endpoint_url=moto_server.url, region_name="us-east-1")
+    url = sqs.create_queue(QueueName="dmd-test-compaction")["QueueUrl"]
+    handler = load_compactor(
+        monkeypatch, moto_server.url, DMD_COMPACT_QUEUE_URL=url, DMD_COMPACTOR_NAME="dmd-archive-test-compactor"
+    )
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "dmd-archive-test-compaction-worker")
+    capsys.readouterr()
+    handler.handler({}, None)
+    records = []
+    while answer := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
+        records += [{"messageId": m["MessageId"], "body": m["Body"], "eventSource": "aws:sqs"} for m in answer]
+    assert handler.worker({"Records": records}, None) == {"batchItemFailures": []}
+    planner, worker = emf_lines(capsys.readouterr().out)
+    assert {planner["Compactor"], worker["Compactor"]} == {"dmd-archive-test-compactor"}
+    assert worker["Function"] == "dmd-archive-test-compaction-worker"
+    assert (planner["Mode"], worker["Mode"]) == ("planner", "worker")
+    assert planner["PartitionsQueued"] == len(records) == worker["PartitionsCompacted"] > 0
+    assert planner["ObjectsMerged"] == 0 and worker["ObjectsMerged"] > 0 and worker["DuplicatesDropped"] > 0
+    assert planner["MarkersLeft"] > 0 and "MarkersLeft" not in worker and "PartitionsQueued" not in worker

@@ -6,9 +6,17 @@
 # It finds its work in the markers the archiving function leaves under {state_prefix}/touched/
 # (never by listing the whole bucket: its role may list only the two prefixes), keeps its journal
 # and leases under {state_prefix}/, and stops starting partitions after compaction_budget_seconds.
+#
+# compaction_mode = "fan-out": the scheduled run only plans, one message per partition to the
+# compaction queue; Lambda's SQS event source runs the compaction worker on them, in parallel up to
+# compaction_max_concurrency, handing back (ReportBatchItemFailures) what failed or did not fit its
+# budget; a message failed compaction_max_receive_count times goes to the dead-letter queue. The
+# queue and the worker exist in both modes (idle, they cost nothing), so switching modes drains.
 
 locals {
   compactor_name = "${var.function_name}-compactor"
+  worker_name    = "${var.function_name}-compaction-worker"
+  fan_out        = var.compaction_mode == "fan-out"
 }
 
 resource "aws_cloudwatch_log_group" "compactor" {
@@ -45,6 +53,9 @@ resource "aws_lambda_function" "compactor" {
       DMD_COMPACT_MIN_AGE_SECONDS = var.compaction_min_age_seconds
       DMD_COMPACT_TARGET_BYTES    = var.compaction_target_bytes
       DMD_COMPACT_BUDGET_SECONDS  = var.compaction_budget_seconds
+      DMD_METRICS_NAMESPACE       = var.metrics_namespace
+      DMD_COMPACTOR_NAME          = local.compactor_name
+      DMD_COMPACT_QUEUE_URL       = local.fan_out ? aws_sqs_queue.compaction.url : ""
     }
   }
 
@@ -134,18 +145,39 @@ data "aws_iam_policy_document" "compactor" {
     }
   }
 
-  # Get/Put/Delete: source objects, merged objects, journal, leases, touched markers. A merged
-  # object near the target may be uploaded in parts; a failed upload aborts its parts.
+  # Get/Put/Delete: source objects, merged objects, journal, leases, touched markers, settled
+  # stamps. A merged object near the target may be uploaded in parts; a failed upload aborts them.
   statement {
     sid       = "CompactDataAndState"
     actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
     resources = ["${aws_s3_bucket.archive.arn}/${var.prefix}/*", "${aws_s3_bucket.archive.arn}/${var.state_prefix}/*"]
   }
 
+  dynamic "statement" {
+    for_each = var.s3_kms_key_arn == null ? [] : [var.s3_kms_key_arn]
+
+    content {
+      sid       = "ReadAndWriteEncrypted"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [statement.value]
+    }
+  }
+
   statement {
     sid       = "SendFailures"
     actions   = ["sqs:SendMessage"]
     resources = [aws_sqs_queue.compactor_failures.arn]
+  }
+
+  # Fan-out: the planner sends the partitions to compact (SendMessageBatch is sqs:SendMessage).
+  dynamic "statement" {
+    for_each = local.fan_out ? [aws_sqs_queue.compaction.arn] : []
+
+    content {
+      sid       = "SendPartitions"
+      actions   = ["sqs:SendMessage"]
+      resources = [statement.value]
+    }
   }
 
   statement {
@@ -159,6 +191,119 @@ data "aws_iam_policy_document" "compactor" {
     actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
     resources = ["*"] # X-Ray has no resource-level permissions
   }
+}
+
+resource "aws_iam_role_policy" "compactor" {
+  name   = "${local.compactor_name}-policy"
+  role   = aws_iam_role.compactor.id
+  policy = data.aws_iam_policy_document.compactor.json
+}
+
+# --- fan-out: the queue of partitions, its dead-letter queue, and the worker ------------------------
+
+resource "aws_sqs_queue" "compaction" {
+  name = "${local.worker_name}s"
+  # AWS's advice for Lambda event sources: six times the function's timeout, so a message is not
+  # delivered again while a worker (or its retry after throttling) may still hold it.
+  visibility_timeout_seconds = 6 * var.compactor_timeout
+  # A message outlives one schedule interval for nothing: the next plan sends what is not done.
+  message_retention_seconds = 86400
+  sqs_managed_sse_enabled   = true
+  tags                      = var.tags
+
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.compaction_dead.arn
+    maxReceiveCount     = var.compaction_max_receive_count
+  })
+}
+
+resource "aws_sqs_queue" "compaction_dead" {
+  name                      = "${local.worker_name}-failures"
+  message_retention_seconds = var.failure_retention_seconds
+  sqs_managed_sse_enabled   = true
+  tags                      = var.tags
+}
+
+resource "aws_cloudwatch_log_group" "compaction_worker" {
+  name              = "/aws/lambda/${local.worker_name}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.logs_kms_key_arn
+  tags              = var.tags
+}
+
+resource "aws_lambda_function" "compaction_worker" {
+  function_name    = local.worker_name
+  description      = "Compacts the partitions of s3://${var.bucket_name}/${var.prefix}/ the compactor's plan sends (compaction_mode fan-out)."
+  role             = aws_iam_role.compaction_worker.arn
+  runtime          = var.lambda_runtime
+  architectures    = [var.architecture]
+  handler          = "dmd.lake.compact_handler.worker"
+  filename         = var.package_path
+  source_code_hash = filebase64sha256(var.package_path)
+  memory_size      = var.compactor_memory_size
+  timeout          = var.compactor_timeout
+  layers           = var.layers
+
+  environment {
+    variables = {
+      DMD_BUCKET                  = aws_s3_bucket.archive.bucket
+      DMD_PREFIX                  = var.prefix
+      DMD_STATE_PREFIX            = var.state_prefix
+      DMD_COMPACT_MIN_AGE_SECONDS = var.compaction_min_age_seconds
+      DMD_COMPACT_TARGET_BYTES    = var.compaction_target_bytes
+      DMD_COMPACT_BUDGET_SECONDS  = var.compaction_budget_seconds
+      DMD_METRICS_NAMESPACE       = var.metrics_namespace
+      DMD_COMPACTOR_NAME          = local.compactor_name
+    }
+  }
+
+  tracing_config {
+    mode = "Active"
+  }
+
+  tags = var.tags
+
+  depends_on = [aws_iam_role_policy.compaction_worker, aws_cloudwatch_log_group.compaction_worker]
+}
+
+resource "aws_lambda_event_source_mapping" "compaction" {
+  event_source_arn        = aws_sqs_queue.compaction.arn
+  function_name           = aws_lambda_function.compaction_worker.arn
+  batch_size              = var.compaction_worker_batch_size
+  function_response_types = ["ReportBatchItemFailures"]
+
+  scaling_config {
+    maximum_concurrency = var.compaction_max_concurrency
+  }
+}
+
+resource "aws_iam_role" "compaction_worker" {
+  name               = "${local.worker_name}-role"
+  assume_role_policy = data.aws_iam_policy_document.assume_lambda.json
+  tags               = var.tags
+}
+
+data "aws_iam_policy_document" "compaction_worker" {
+  # Listing is limited by s3:prefix: a request without one (the whole bucket) is denied.
+  statement {
+    sid       = "ListDataAndState"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.archive.arn]
+
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${var.prefix}/*", "${var.state_prefix}/*"]
+    }
+  }
+
+  # Get/Put/Delete: source objects, merged objects, journal, leases, touched markers, settled
+  # stamps. A merged object near the target may be uploaded in parts; a failed upload aborts them.
+  statement {
+    sid       = "CompactDataAndState"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+    resources = ["${aws_s3_bucket.archive.arn}/${var.prefix}/*", "${aws_s3_bucket.archive.arn}/${var.state_prefix}/*"]
+  }
 
   dynamic "statement" {
     for_each = var.s3_kms_key_arn == null ? [] : [var.s3_kms_key_arn]
@@ -169,10 +314,29 @@ data "aws_iam_policy_document" "compactor" {
       resources = [statement.value]
     }
   }
+
+  # What the event source mapping does with the worker's role; the worker sends nothing.
+  statement {
+    sid       = "ReceivePartitions"
+    actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
+    resources = [aws_sqs_queue.compaction.arn]
+  }
+
+  statement {
+    sid       = "WriteLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.compaction_worker.arn}:*"]
+  }
+
+  statement {
+    sid       = "WriteTraces"
+    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+    resources = ["*"] # X-Ray has no resource-level permissions
+  }
 }
 
-resource "aws_iam_role_policy" "compactor" {
-  name   = "${local.compactor_name}-policy"
-  role   = aws_iam_role.compactor.id
-  policy = data.aws_iam_policy_document.compactor.json
+resource "aws_iam_role_policy" "compaction_worker" {
+  name   = "${local.worker_name}-policy"
+  role   = aws_iam_role.compaction_worker.id
+  policy = data.aws_iam_policy_document.compaction_worker.json
 }

@@ -61,6 +61,36 @@ variable "alarm_freshness_seconds" {
   description = "Alarm when a batch archives a record changed longer ago than this (seconds)."
 }
 
+variable "alarm_compactor_errors" {
+  type        = number
+  default     = 0
+  description = "Alarm when the compactor (scheduled function) fails more invocations than this in an hour."
+}
+
+variable "alarm_compaction_worker_errors" {
+  type        = number
+  default     = 0
+  description = "Alarm when the compaction workers fail more invocations than this in an hour."
+}
+
+variable "alarm_compaction_failures" {
+  type        = number
+  default     = 0
+  description = "Alarm when compaction runs report more failures (MergesFailed) than this in an hour."
+}
+
+variable "alarm_compaction_backlog_seconds" {
+  type        = number
+  default     = 14400
+  description = "Alarm when the oldest touched marker a compaction run leaves is older than this (seconds). Normally below marker grace + min age + one schedule interval (two in fan-out mode): 3 h 15 min with the defaults."
+}
+
+variable "alarm_compaction_dead_letters" {
+  type        = number
+  default     = 0
+  description = "Alarm when the compaction dead-letter queue holds more messages than this."
+}
+
 locals {
   alarm_actions = var.alarm_sns_topic_arn == null ? [] : [var.alarm_sns_topic_arn]
   # arn:aws:lambda:REGION:ACCOUNT:function:NAME (works with every provider version)
@@ -207,6 +237,106 @@ resource "aws_cloudwatch_metric_alarm" "freshness" {
   }
 }
 
+resource "aws_cloudwatch_metric_alarm" "compactor_errors" {
+  alarm_name          = "${var.function_name}-compactor-errors"
+  alarm_description   = "The compactor failed whole runs (a timeout, a crash, a bad setting); the next run resumes from its journal."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Errors"
+  statistic           = "Sum"
+  period              = 3600
+  evaluation_periods  = 1
+  threshold           = var.alarm_compactor_errors
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
+
+  dimensions = {
+    FunctionName = aws_lambda_function.compactor.function_name
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "compaction_worker_errors" {
+  alarm_name          = "${var.function_name}-compaction-worker-errors"
+  alarm_description   = "Fan-out compaction workers failed whole invocations (timeouts, crashes); their messages are delivered again."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Errors"
+  statistic           = "Sum"
+  period              = 3600
+  evaluation_periods  = 1
+  threshold           = var.alarm_compaction_worker_errors
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
+
+  dimensions = {
+    FunctionName = aws_lambda_function.compaction_worker.function_name
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "compaction_failures" {
+  alarm_name          = "${var.function_name}-compaction-failures"
+  alarm_description   = "Compaction failed: merges that failed, journal entries stuck for an operator, storage errors."
+  namespace           = var.metrics_namespace
+  metric_name         = "MergesFailed"
+  statistic           = "Sum"
+  period              = 3600
+  evaluation_periods  = 1
+  threshold           = var.alarm_compaction_failures
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
+
+  dimensions = {
+    Compactor = aws_lambda_function.compactor.function_name
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "compaction_backlog" {
+  alarm_name          = "${var.function_name}-compaction-backlog"
+  alarm_description   = "Compaction is falling behind: a touched marker (a batch's partitions) has waited longer than the threshold."
+  namespace           = var.metrics_namespace
+  metric_name         = "OldestMarkerAge"
+  statistic           = "Maximum"
+  period              = 3600
+  evaluation_periods  = 1
+  threshold           = var.alarm_compaction_backlog_seconds
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
+
+  dimensions = {
+    Compactor = aws_lambda_function.compactor.function_name
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "compaction_dead_letters" {
+  alarm_name          = "${var.function_name}-compaction-dead-letters"
+  alarm_description   = "Partitions failed fan-out compaction compaction_max_receive_count times (their messages are in the compaction dead-letter queue; the next plan sends them again)."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = var.alarm_compaction_dead_letters
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
+
+  dimensions = {
+    QueueName = aws_sqs_queue.compaction_dead.name
+  }
+}
+
 resource "aws_cloudwatch_dashboard" "archive" {
   dashboard_name = var.function_name
   dashboard_body = <<-EOT
@@ -221,10 +351,15 @@ resource "aws_cloudwatch_dashboard" "archive" {
         {"type": "metric", "x": 6, "y": 7, "width": 6, "height": 6, "properties": {"title": "Objects and bytes written", "region": "${local.monitoring_region}", "view": "timeSeries", "stat": "Sum", "period": 60, "metrics": [["${var.metrics_namespace}", "ObjectsWritten", "Function", "${aws_lambda_function.archiver.function_name}"], ["${var.metrics_namespace}", "BytesWritten", "Function", "${aws_lambda_function.archiver.function_name}", {"yAxis": "right"}]]}},
         {"type": "metric", "x": 12, "y": 7, "width": 6, "height": 6, "properties": {"title": "Error documents", "region": "${local.monitoring_region}", "view": "timeSeries", "stat": "Sum", "period": 60, "metrics": [["${var.metrics_namespace}", "ErrorDocuments", "Function", "${aws_lambda_function.archiver.function_name}"]]}},
         {"type": "metric", "x": 18, "y": 7, "width": 6, "height": 6, "properties": {"title": "On-failure queue (messages)", "region": "${local.monitoring_region}", "view": "timeSeries", "stat": "Maximum", "period": 60, "metrics": [["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", "${aws_sqs_queue.failures.name}"]]}},
-        {"type": "text", "x": 0, "y": 13, "width": 24, "height": 1, "properties": {"markdown": "## widget"}},
-        {"type": "metric", "x": 0, "y": 14, "width": 8, "height": 6, "properties": {"title": "widget: records archived", "region": "${local.monitoring_region}", "view": "timeSeries", "stat": "Sum", "period": 60, "metrics": [["${var.metrics_namespace}", "RecordsArchived", "Function", "${aws_lambda_function.archiver.function_name}", "RecordType", "widget"]]}},
-        {"type": "metric", "x": 8, "y": 14, "width": 8, "height": 6, "properties": {"title": "widget: error records", "region": "${local.monitoring_region}", "view": "timeSeries", "stat": "Sum", "period": 60, "metrics": [["${var.metrics_namespace}", "ErrorRecords", "Function", "${aws_lambda_function.archiver.function_name}", "RecordType", "widget"]]}},
-        {"type": "metric", "x": 16, "y": 14, "width": 8, "height": 6, "properties": {"title": "widget: freshness (s)", "region": "${local.monitoring_region}", "view": "timeSeries", "stat": "Maximum", "period": 60, "metrics": [["${var.metrics_namespace}", "Freshness", "Function", "${aws_lambda_function.archiver.function_name}", "RecordType", "widget"]]}}
+        {"type": "text", "x": 0, "y": 13, "width": 24, "height": 1, "properties": {"markdown": "## Compactor"}},
+        {"type": "metric", "x": 0, "y": 14, "width": 6, "height": 6, "properties": {"title": "Objects merged, written, duplicates dropped", "region": "${local.monitoring_region}", "view": "timeSeries", "stat": "Sum", "period": 60, "metrics": [["${var.metrics_namespace}", "ObjectsMerged", "Compactor", "${aws_lambda_function.compactor.function_name}"], ["${var.metrics_namespace}", "ObjectsWritten", "Compactor", "${aws_lambda_function.compactor.function_name}"], ["${var.metrics_namespace}", "DuplicatesDropped", "Compactor", "${aws_lambda_function.compactor.function_name}"]]}},
+        {"type": "metric", "x": 6, "y": 14, "width": 6, "height": 6, "properties": {"title": "Bytes merged and written", "region": "${local.monitoring_region}", "view": "timeSeries", "stat": "Sum", "period": 60, "metrics": [["${var.metrics_namespace}", "BytesMerged", "Compactor", "${aws_lambda_function.compactor.function_name}"], ["${var.metrics_namespace}", "BytesWritten", "Compactor", "${aws_lambda_function.compactor.function_name}"]]}},
+        {"type": "metric", "x": 12, "y": 14, "width": 6, "height": 6, "properties": {"title": "Backlog: oldest marker (s), partitions left", "region": "${local.monitoring_region}", "view": "timeSeries", "stat": "Maximum", "period": 60, "metrics": [["${var.metrics_namespace}", "OldestMarkerAge", "Compactor", "${aws_lambda_function.compactor.function_name}"], ["${var.metrics_namespace}", "PartitionsLeft", "Compactor", "${aws_lambda_function.compactor.function_name}", {"stat": "Sum", "yAxis": "right"}]]}},
+        {"type": "metric", "x": 18, "y": 14, "width": 6, "height": 6, "properties": {"title": "Failures: merges, invocations", "region": "${local.monitoring_region}", "view": "timeSeries", "stat": "Sum", "period": 60, "metrics": [["${var.metrics_namespace}", "MergesFailed", "Compactor", "${aws_lambda_function.compactor.function_name}"], ["AWS/Lambda", "Errors", "FunctionName", "${aws_lambda_function.compactor.function_name}"], ["AWS/Lambda", "Errors", "FunctionName", "${aws_lambda_function.compaction_worker.function_name}"]]}},
+        {"type": "text", "x": 0, "y": 20, "width": 24, "height": 1, "properties": {"markdown": "## widget"}},
+        {"type": "metric", "x": 0, "y": 21, "width": 8, "height": 6, "properties": {"title": "widget: records archived", "region": "${local.monitoring_region}", "view": "timeSeries", "stat": "Sum", "period": 60, "metrics": [["${var.metrics_namespace}", "RecordsArchived", "Function", "${aws_lambda_function.archiver.function_name}", "RecordType", "widget"]]}},
+        {"type": "metric", "x": 8, "y": 21, "width": 8, "height": 6, "properties": {"title": "widget: error records", "region": "${local.monitoring_region}", "view": "timeSeries", "stat": "Sum", "period": 60, "metrics": [["${var.metrics_namespace}", "ErrorRecords", "Function", "${aws_lambda_function.archiver.function_name}", "RecordType", "widget"]]}},
+        {"type": "metric", "x": 16, "y": 21, "width": 8, "height": 6, "properties": {"title": "widget: freshness (s)", "region": "${local.monitoring_region}", "view": "timeSeries", "stat": "Maximum", "period": 60, "metrics": [["${var.metrics_namespace}", "Freshness", "Function", "${aws_lambda_function.archiver.function_name}", "RecordType", "widget"]]}}
       ]
     }
   EOT
@@ -245,5 +380,10 @@ output "alarm_names" {
     aws_cloudwatch_metric_alarm.function_errors.alarm_name,
     aws_cloudwatch_metric_alarm.throttles.alarm_name,
     aws_cloudwatch_metric_alarm.freshness.alarm_name,
+    aws_cloudwatch_metric_alarm.compactor_errors.alarm_name,
+    aws_cloudwatch_metric_alarm.compaction_worker_errors.alarm_name,
+    aws_cloudwatch_metric_alarm.compaction_failures.alarm_name,
+    aws_cloudwatch_metric_alarm.compaction_backlog.alarm_name,
+    aws_cloudwatch_metric_alarm.compaction_dead_letters.alarm_name,
   ]
 }

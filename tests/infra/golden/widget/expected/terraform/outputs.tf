@@ -46,6 +46,21 @@ output "compactor_failure_queue_url" {
   value       = aws_sqs_queue.compactor_failures.url
 }
 
+output "compaction_queue_url" {
+  description = "SQS queue of the partitions the compactor's plan sends to its workers (compaction_mode fan-out)."
+  value       = aws_sqs_queue.compaction.url
+}
+
+output "compaction_dead_letter_queue_url" {
+  description = "SQS dead-letter queue of the partitions fan-out workers failed compaction_max_receive_count times."
+  value       = aws_sqs_queue.compaction_dead.url
+}
+
+output "compaction_worker_function_name" {
+  description = "The fan-out compaction worker Lambda function (invoked by the compaction queue)."
+  value       = aws_lambda_function.compaction_worker.function_name
+}
+
 output "event_source_mapping_uuid" {
   description = "The Kinesis event source mapping."
   value       = aws_lambda_event_source_mapping.kinesis.uuid

@@ -105,7 +105,13 @@ variable "log_level" {
 variable "function_name" {
   type        = string
   default     = "dmd-archiver"
-  description = "Name of the Lambda function; also names its role, log group and failure queue."
+  description = "Name of the Lambda function; also names its role, log group and failure queue, and the compactor's functions and roles."
+
+  validation {
+    # the longest name made from it, the worker's role {function_name}-compaction-worker-role, must fit IAM's 64
+    condition     = can(regex("^[A-Za-z0-9_-]{1,41}$", var.function_name))
+    error_message = "function_name must be 1 to 41 letters, digits, - and _ (the compaction worker's role name adds 23 characters; IAM allows 64)."
+  }
 }
 
 variable "package_path" {
@@ -284,6 +290,52 @@ variable "backfill_ephemeral_storage" {
   validation {
     condition     = var.backfill_ephemeral_storage >= 512 && var.backfill_ephemeral_storage <= 10240
     error_message = "backfill_ephemeral_storage must be between 512 and 10240 MB."
+  }
+}
+
+# --- fan-out compaction (compactor.tf, docs/compaction.md) -------------------------------------------
+
+variable "compaction_mode" {
+  type        = string
+  default     = "single"
+  description = "single: each scheduled run compacts the touched partitions itself, within compaction_budget_seconds. fan-out: the scheduled run only plans, one SQS message per partition, and worker invocations compact them in parallel (up to compaction_max_concurrency); for a backlog one run cannot finish (docs/compaction.md)."
+
+  validation {
+    condition     = contains(["single", "fan-out"], var.compaction_mode)
+    error_message = "compaction_mode must be single or fan-out."
+  }
+}
+
+variable "compaction_max_concurrency" {
+  type        = number
+  default     = 10
+  description = "Fan-out: at most this many compaction workers run at once (the SQS event source mapping's maximum concurrency, 2 to 1000)."
+
+  validation {
+    condition     = var.compaction_max_concurrency >= 2 && var.compaction_max_concurrency <= 1000
+    error_message = "compaction_max_concurrency must be between 2 and 1000 (Lambda's limits for SQS event sources)."
+  }
+}
+
+variable "compaction_worker_batch_size" {
+  type        = number
+  default     = 5
+  description = "Fan-out: partitions (messages) one worker invocation takes; those its budget does not reach are handed back to the queue."
+
+  validation {
+    condition     = var.compaction_worker_batch_size >= 1 && var.compaction_worker_batch_size <= 10
+    error_message = "compaction_worker_batch_size must be between 1 and 10."
+  }
+}
+
+variable "compaction_max_receive_count" {
+  type        = number
+  default     = 5
+  description = "Fan-out: a partition's message failed this many times goes to the compaction dead-letter queue (the next scheduled plan sends the partition again)."
+
+  validation {
+    condition     = var.compaction_max_receive_count >= 1
+    error_message = "compaction_max_receive_count must be at least 1."
   }
 }
 
