@@ -1,7 +1,7 @@
 """Terraform target: a module that deploys the archive: the S3 bucket, the Glue database and one
 table per record type (for the chosen lake format) matching the Athena DDL, the archiving Lambda
 function with its Kinesis event source mapping (filters generated from the record types), the
-scheduled compactor function, their IAM roles, and the Athena views as saved queries.
+scheduled compactor function, their IAM roles, and the Athena views as Glue Data Catalog views.
 
 Python computes every value (HCL-quoted); the templates only lay them out.
 """
@@ -142,26 +142,55 @@ def glue_table(rt: RecordType, fmt: LakeFormat) -> GlueTable:
     )
 
 
-def named_queries(model: Model) -> list[tuple[str, str, str, str]]:
-    """(resource, name, description, SQL heredoc body) of each Athena view, database interpolated."""
-    database = "${aws_glue_catalog_database.archive.name}"
-    views = [(athena.all_view_name(rt), athena.all_body(model, rt)) for rt in model.types if len(model.tables(rt)) > 1]
-    views += [(athena.current_view_name(rt), athena.current_body(rt, model)) for rt in model.types]
-    views.append((athena.ALL_RECORDS, athena.all_records_body(model)))
-    out = []
-    for name, body in views:
-        sql = f"CREATE OR REPLACE VIEW {athena.ident(athena.DATABASE)}.{athena.ident(name)} AS\n{body}"
-        if "%{" in sql or sql.count("${") != sql.count(athena.DATABASE):
-            raise ValueError(f"view {name} cannot be embedded in a heredoc")
-        out.append(
-            (
-                name,
-                hcl_string(f"create-view-{name}"),
-                hcl_string(f"Creates the {name} view."),
-                sql.replace(athena.DATABASE, database),
+# --- The Athena views, as Glue Data Catalog views (athena.tf) ---------------------------------
+# Athena reads a Glue table as a view it can query when the table is what its own CREATE VIEW
+# writes: type VIRTUAL_VIEW, parameters presto_view = "true" and comment = "Presto View" (both
+# checked), and view_original_text "/* Presto View: <base64 JSON> */" holding the SQL, the catalog
+# and database it runs in and the columns it returns, in the engine's type names; when it reads
+# the view it checks those columns against what the SQL returns (same names, types it can coerce).
+VIEW_PARAMETERS = (("presto_view", '"true"'), ("comment", '"Presto View"'))
+VIEW_CATALOG = "awsdatacatalog"  # Athena's name for the account's Glue Data Catalog
+
+
+@dataclass(frozen=True)
+class GlueView:
+    resource: str
+    view: str  # the view's name, unquoted: its key in local.athena_view_sql
+    name: str
+    format: str
+    description: str
+    columns: tuple[tuple[str, str, str], ...]  # the storage descriptor's (name, Hive type, comment), HCL-quoted
+    definition: list[str]  # the `columns` of the view's JSON: `{ name = ..., type = ... }` lines
+
+
+def view_sql(view: athena.View) -> str:
+    """The heredoc body of a view's SQL, its tables qualified by the database's interpolation."""
+    if "%{" in view.body or view.body.count("${") != view.body.count(athena.DATABASE):
+        raise ValueError(f"view {view.name} cannot be embedded in a heredoc")
+    return view.body.replace(athena.DATABASE, "${aws_glue_catalog_database.archive.name}")
+
+
+def glue_views(model: Model) -> tuple[list[tuple[str, str]], list[GlueView]]:
+    """(view name, SQL heredoc body) of each view, and its Glue view for each lake format."""
+    q = hcl_string
+    sql, out = [], []
+    for view in athena.views(model):
+        sql.append((view.name, view_sql(view)))
+        for fmt in FORMATS.values():
+            columns = view.columns[fmt.name]
+            out.append(
+                GlueView(
+                    resource=f"{view.name}_{fmt.name}",
+                    view=view.name,
+                    name=q(view.name),
+                    format=q(fmt.name),
+                    description=q(view.doc),
+                    # lower case, as Athena's CREATE VIEW and the tables (glue_table) keep names
+                    columns=tuple((q(c.name.lower()), q(c.type), q(c.comment)) for c in columns),
+                    definition=[f"{{ name = {q(c.name.lower())}, type = {q(c.presto)} }}," for c in columns],
+                )
             )
-        )
-    return out
+    return sql, out
 
 
 def alarm_context(alarm: monitoring.Alarm) -> dict[str, object]:
@@ -183,12 +212,11 @@ def alarm_context(alarm: monitoring.Alarm) -> dict[str, object]:
 
 def render_terraform(model: Model) -> dict[str, str]:
     tables = [glue_table(t, fmt) for rt in model.types for t in model.tables(rt) for fmt in FORMATS.values()]
-    queries = named_queries(model)
+    view_sql_bodies, views = glue_views(model)
     context = {
         "types": [rt.type_name for rt in model.types],
         "tables": tables,
         "table_outputs": aligned([(t.resource, f"one(aws_glue_catalog_table.{t.resource}[*].name)") for t in tables]),
-        "query_outputs": aligned([(q[0], f"aws_athena_named_query.{q[0]}.id") for q in queries]),
         "formats": [fmt.name for fmt in FORMATS.values()],
         "partition": (hcl_string(PARTITION_KEY), hcl_string(PARTITION_TYPE)),
         "patterns": [hcl_string(p) for p in filter_patterns(model)],
@@ -202,7 +230,15 @@ def render_terraform(model: Model) -> dict[str, str]:
         "prefix_pattern": hcl_string(PREFIX_PATTERN),
         # what the runtime accepts for any format; empty: the format's default
         "codecs": sorted({hcl_string(c) for fmt in FORMATS.values() for c in fmt.codecs}),
-        "queries": queries,
+        # `name = <<-SQL` lines aligned as `terraform fmt` aligns them, with each heredoc's body
+        "view_sql": list(
+            zip(
+                aligned([(name, "<<-SQL") for name, _ in view_sql_bodies]), [b for _, b in view_sql_bodies], strict=True
+            )
+        ),
+        "views": views,
+        "view_parameters": aligned(VIEW_PARAMETERS),
+        "view_catalog": hcl_string(VIEW_CATALOG),
         # the Lambda target `dmd package` builds for by default (generator/deploy.py)
         "runtimes": [hcl_string(deploy.lambda_runtime(v)) for v in deploy.PYTHON_VERSIONS],
         "default_runtime": hcl_string(deploy.lambda_runtime(deploy.DEFAULT_PYTHON)),

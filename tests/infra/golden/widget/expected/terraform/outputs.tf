@@ -68,11 +68,3 @@ output "glue_tables" {
     widget_avro    = one(aws_glue_catalog_table.widget_avro[*].name)
   }
 }
-
-output "view_queries" {
-  description = "IDs of the saved queries that create the Athena views."
-  value = {
-    widget_current = aws_athena_named_query.widget_current.id
-    all_records    = aws_athena_named_query.all_records.id
-  }
-}
