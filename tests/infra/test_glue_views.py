@@ -7,12 +7,14 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 from infra_ddl import ATHENA
-from infra_hcl import module, resources
+from infra_hcl import TERRAFORM, module, resources
 
 from dmd.generated import REGISTRY
 from dmd.ingest.config import Settings
@@ -82,14 +84,34 @@ def test_glue_view_is_an_athena_view_of_the_generated_sql(view: str, fmt: str):
     assert all(set(c) == {"name", "type"} for c in spec["columns"])
 
 
-def test_view_original_text_decodes_as_athena_reads_it():
-    """Terraform's base64encode(jsonencode(...)) of the definition, decoded the way Trino's
-    ViewReaderUtil decodes it: prefix, base64, JSON."""
-    resource = f"{VIEWS[0]}_{sorted(FORMATS)[0]}"
-    text = "/* Presto View: " + base64.b64encode(json.dumps(definition(resource)).encode()).decode() + " */"
-    assert text.startswith("/* Presto View: ") and text.endswith(" */")
-    decoded = json.loads(base64.b64decode(text[len("/* Presto View: ") : -len(" */")]))
-    assert decoded["columns"] and decoded["originalSql"].startswith("SELECT")
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform is not installed")
+def test_terraform_evaluates_each_view_text_to_what_athena_decodes(tmp_path: Path):
+    """Each resource's view_original_text as Terraform evaluates it (`terraform console`, on
+    athena.tf's locals with the database name given), decoded the way Trino's ViewReaderUtil
+    decodes a view: the prefix and suffix, base64, the JSON of the view's definition."""
+    text = (TERRAFORM / "athena.tf").read_text()
+    block = re.search(r"^locals \{\n.*?^\}\n", text, re.M | re.S)
+    assert block
+    name = "dmd_archive"
+    config = block.group(0).replace("aws_glue_catalog_database.archive.name", "local.database_name")
+    (tmp_path / "main.tf").write_text(f'locals {{\n  database_name = "{name}"\n}}\n\n{config}')
+    views = {k: r for k, r in resources("aws_glue_catalog_table").items() if r["table_type"] == "VIRTUAL_VIEW"}
+    expression = "jsonencode({" + ", ".join(f'{k} = "{r["view_original_text"]}"' for k, r in views.items()) + "})"
+    result = subprocess.run(
+        ["terraform", "console"], input=expression, cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    texts = json.loads(json.loads(result.stdout.strip().splitlines()[-1]))
+    assert set(texts) == set(views)
+    prefix, suffix = "/* Presto View: ", " */"
+    for resource, view_text in texts.items():
+        assert view_text.startswith(prefix) and view_text.endswith(suffix), resource
+        decoded = json.loads(base64.b64decode(view_text[len(prefix) : -len(suffix)], validate=True))
+        view = views[resource]["name"]
+        assert decoded["originalSql"].rstrip("\n") == view_file_body(view).replace("${database}", name)
+        assert (decoded["catalog"], decoded["schema"]) == ("awsdatacatalog", name)
+        declared = definition(resource)["columns"]
+        assert decoded["columns"] == declared and set(decoded) <= DEFINITION_KEYS
 
 
 # DuckDB's types as Athena names the same columns read from Parquet: (Hive, engine).
