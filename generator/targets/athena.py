@@ -144,8 +144,8 @@ class View:
     columns: Mapping[str, tuple[ViewColumn, ...]]
 
 
-def field_column(f: Field, fmt: LakeFormat, name: str | None = None) -> ViewColumn:
-    return ViewColumn(name or f.name, athena_type(f.type, fmt), presto_type(f.type, fmt), f.doc)
+def field_column(f: Field, fmt: LakeFormat) -> ViewColumn:
+    return ViewColumn(f.name, athena_type(f.type, fmt), presto_type(f.type, fmt), f.doc)
 
 
 def partition_column() -> ViewColumn:

@@ -170,12 +170,14 @@ def view_sql(view: athena.View) -> str:
     return view.body.replace(athena.DATABASE, "${aws_glue_catalog_database.archive.name}")
 
 
-def glue_views(model: Model) -> tuple[list[tuple[str, str]], list[GlueView]]:
-    """(view name, SQL heredoc body) of each view, and its Glue view for each lake format."""
+def views_context(model: Model) -> dict[str, object]:
+    """What athena.tf lays out: each view's SQL (`name = <<-SQL` lines aligned as `terraform fmt`
+    aligns them, with the heredoc's body) and its Glue view for each lake format."""
     q = hcl_string
-    sql, out = [], []
+    names, bodies, out = [], [], []
     for view in athena.views(model):
-        sql.append((view.name, view_sql(view)))
+        names.append((view.name, "<<-SQL"))
+        bodies.append(view_sql(view))
         for fmt in FORMATS.values():
             columns = view.columns[fmt.name]
             out.append(
@@ -190,7 +192,12 @@ def glue_views(model: Model) -> tuple[list[tuple[str, str]], list[GlueView]]:
                     definition=[f"{{ name = {q(c.name.lower())}, type = {q(c.presto)} }}," for c in columns],
                 )
             )
-    return sql, out
+    return {
+        "view_sql": list(zip(aligned(names), bodies, strict=True)),
+        "views": out,
+        "view_parameters": aligned(VIEW_PARAMETERS),
+        "view_catalog": q(VIEW_CATALOG),
+    }
 
 
 def alarm_context(alarm: monitoring.Alarm) -> dict[str, object]:
@@ -212,7 +219,6 @@ def alarm_context(alarm: monitoring.Alarm) -> dict[str, object]:
 
 def render_terraform(model: Model) -> dict[str, str]:
     tables = [glue_table(t, fmt) for rt in model.types for t in model.tables(rt) for fmt in FORMATS.values()]
-    view_sql_bodies, views = glue_views(model)
     context = {
         "types": [rt.type_name for rt in model.types],
         "tables": tables,
@@ -230,15 +236,7 @@ def render_terraform(model: Model) -> dict[str, str]:
         "prefix_pattern": hcl_string(PREFIX_PATTERN),
         # what the runtime accepts for any format; empty: the format's default
         "codecs": sorted({hcl_string(c) for fmt in FORMATS.values() for c in fmt.codecs}),
-        # `name = <<-SQL` lines aligned as `terraform fmt` aligns them, with each heredoc's body
-        "view_sql": list(
-            zip(
-                aligned([(name, "<<-SQL") for name, _ in view_sql_bodies]), [b for _, b in view_sql_bodies], strict=True
-            )
-        ),
-        "views": views,
-        "view_parameters": aligned(VIEW_PARAMETERS),
-        "view_catalog": hcl_string(VIEW_CATALOG),
+        **views_context(model),
         # the Lambda target `dmd package` builds for by default (generator/deploy.py)
         "runtimes": [hcl_string(deploy.lambda_runtime(v)) for v in deploy.PYTHON_VERSIONS],
         "default_runtime": hcl_string(deploy.lambda_runtime(deploy.DEFAULT_PYTHON)),
