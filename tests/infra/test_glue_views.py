@@ -166,3 +166,24 @@ def test_declared_columns_are_what_the_view_sql_returns(lake: Path, view: str):
     assert [(c["name"], c["type"]) for c in sd["columns"]] == [(n, hive) for n, hive, _ in returned]
     declared = definition(f"{view}_parquet")["columns"]
     assert [(c["name"], c["type"]) for c in declared] == [(n, engine) for n, _, engine in returned]
+
+
+@pytest.mark.parametrize("view", VIEWS)
+def test_declared_types_are_trino_types(view: str):
+    """Each declared type parses as a Trino type (sqlglot), the quoted row field names included."""
+    import sqlglot
+
+    for fmt in FORMATS:
+        for column in definition(f"{view}_{fmt}")["columns"]:
+            cast = sqlglot.parse_one(f"CAST(NULL AS {column['type']})", read="trino")
+            assert cast.to.sql("trino").lower().replace(" ", "") == column["type"].lower().replace(" ", ""), column
+
+
+def test_all_records_column_types_across_record_types():
+    """A UNION ALL of int and bigint is bigint; of types Athena cannot union, generation fails."""
+    from dmd.generator.targets.athena import ViewColumn, union_column
+
+    narrow, wide = ViewColumn("n", "int", "integer", "a"), ViewColumn("n", "bigint", "bigint", "b")
+    assert union_column((narrow, wide)) == wide and union_column((narrow, narrow)) == narrow
+    with pytest.raises(ValueError, match="column n has types"):
+        union_column((narrow, ViewColumn("n", "string", "varchar", "c")))
