@@ -145,3 +145,28 @@ def record_avro(rt: RecordType) -> dict[str, Any]:
         out["doc"] = rt.doc
     out["fields"] = [avro_field(f) for f in rt.root.fields]
     return out
+
+
+# How Athena's engine (Trino) names the Hive types we generate, where the names differ; Athena
+# reads Hive's `timestamp` at millisecond precision.
+PRESTO_NAMES = {"string": "varchar", "int": "integer", "timestamp": "timestamp(3)"}
+
+
+def presto_name(hive: str) -> str:
+    """A primitive Hive type (athena_type's leaves) as Athena's engine names it."""
+    return PRESTO_NAMES.get(hive, hive)
+
+
+def presto_type(t: TypeRef, fmt: LakeFormat) -> str:
+    """The type athena_type(t, fmt) as Athena's engine spells it: what a view definition holds
+    (`row("name" type, ...)` for `struct<name:type,...>`, `array(type)` for `array<type>`)."""
+    if t.kind in fmt.athena_overrides:
+        return presto_name(fmt.athena_overrides[t.kind])
+    if t.kind is Kind.ARRAY:
+        assert t.items is not None
+        return f"array({presto_type(t.items, fmt)})"
+    if t.kind is Kind.RECORD:
+        assert t.record is not None
+        inner = ", ".join('"' + f.name.replace('"', '""') + '" ' + presto_type(f.type, fmt) for f in t.record.fields)
+        return f"row({inner})"
+    return presto_name(mapping(t).athena)

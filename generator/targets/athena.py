@@ -9,11 +9,14 @@ dmd.tools.query): ${database}, ${bucket}, ${prefix}, ${projection_start} and ${p
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
 from dmd.lake.formats import FORMATS, LakeFormat
 
-from ..model import Model, Origin, RecordType
+from ..model import Field, Model, Origin, RecordType
 from ..templating import header, render
-from ..typemap import athena_type
+from ..typemap import athena_type, presto_name, presto_type
 from .catalog import (
     ATHENA_READS_AS,
     PARTITION_KEY,
@@ -127,6 +130,105 @@ def all_records_body(model: Model) -> str:
     return render(ALL_RECORDS_BODY, selects=selects).rstrip("\n")
 
 
+@dataclass(frozen=True)
+class ViewColumn:
+    name: str
+    type: str  # as the Glue tables spell it (Hive)
+    presto: str  # as Athena's engine spells it, in a view definition
+    comment: str
+
+
+@dataclass(frozen=True)
+class View:
+    name: str
+    body: str
+    doc: str
+    types: tuple[RecordType, ...]  # the record types it reads
+    template: str  # the template of its body
+    # what the body returns from each lake format's tables (the types differ: catalog.columns)
+    columns: Mapping[str, tuple[ViewColumn, ...]]
+
+
+def field_column(f: Field, fmt: LakeFormat) -> ViewColumn:
+    return ViewColumn(f.name, athena_type(f.type, fmt), presto_type(f.type, fmt), f.doc)
+
+
+def partition_column() -> ViewColumn:
+    return ViewColumn(PARTITION_KEY, PARTITION_TYPE, presto_name(PARTITION_TYPE), "The partition (YYYY-MM-DD).")
+
+
+def type_columns(rt: RecordType, fmt: LakeFormat) -> tuple[ViewColumn, ...]:
+    """A type's current table's columns and the partition: what its `_all` and `_current` views
+    return (an older table's column is read as the current one's type, or is NULL)."""
+    return (*(field_column(f, fmt) for f in rt.root.fields), partition_column())
+
+
+def union_column(same: tuple[ViewColumn, ...]) -> ViewColumn:
+    """The column a UNION ALL makes of `same` (one per SELECT): all of one type, or one Athena
+    reads as the other (catalog.ATHENA_READS_AS)."""
+    types = {c.type for c in same}
+    wider = [new for old, new in ATHENA_READS_AS if types == {old, new}]
+    if len(types) > 1 and not wider:
+        raise ValueError(f"{ALL_RECORDS}: column {same[0].name} has types {sorted(types)} across record types")
+    return next(c for c in same if len(types) == 1 or c.type in wider)
+
+
+def all_records_columns(model: Model, fmt: LakeFormat) -> tuple[ViewColumn, ...]:
+    """The columns of `all_records`: a UNION ALL takes its names from the first SELECT."""
+    per_type = []
+    for rt in model.types:
+        fields = [by_origin(rt, origin) for origin in (Origin.TEMPLATE, Origin.IS_DELETED, *ALL_RECORDS_CDC)]
+        per_type.append([field_column(item_key(rt), fmt), *(field_column(f, fmt) for f in fields)])
+    out = [ViewColumn("type", "string", presto_name("string"), "The record type."), partition_column()]
+    for same in zip(*per_type, strict=True):
+        out.append(replace(union_column(same), name=same[0].name, comment=same[0].comment))
+    return tuple(out)
+
+
+def views(model: Model) -> list[View]:
+    """Every view, each after those it reads: `{type}_all` (types with older table versions),
+    `{type}_current`, `all_records`."""
+    out = []
+    for rt in model.types:
+        if len(model.tables(rt)) > 1:
+            out.append(
+                View(
+                    all_view_name(rt),
+                    all_body(model, rt),
+                    f"Every archived version of every {rt.type_name} item, from each of its table versions, in "
+                    "the current table's columns (NULL where an older table's column cannot be read as it).",
+                    (rt,),
+                    ALL_RECORDS_BODY,
+                    {name: type_columns(rt, fmt) for name, fmt in FORMATS.items()},
+                )
+            )
+    for rt in model.types:
+        out.append(
+            View(
+                current_view_name(rt),
+                current_body(rt, model),
+                f"The current version of each {rt.type_name} item: latest by change time (a snapshot row of a "
+                "table export: the export time; a stream row wins a tie), then sequence number; "
+                "deleted items excluded.",
+                (rt,),
+                CURRENT_BODY,
+                {name: type_columns(rt, fmt) for name, fmt in FORMATS.items()},
+            )
+        )
+    out.append(
+        View(
+            ALL_RECORDS,
+            all_records_body(model),
+            "Every archived version of every record type: its type, partition, key, reference, delete flag and "
+            "CDC fields.",
+            tuple(model.types),
+            ALL_RECORDS_BODY,
+            {name: all_records_columns(model, fmt) for name, fmt in FORMATS.items()},
+        )
+    )
+    return out
+
+
 def table_ddl(rt: RecordType, fmt: LakeFormat) -> str:
     table_location = location(LOCATION_ROOT, fmt, rt)
     properties = {"classification": fmt.classification}
@@ -148,13 +250,13 @@ def table_ddl(rt: RecordType, fmt: LakeFormat) -> str:
     )
 
 
-def view_ddl(name: str, body: str, types: list[RecordType], templates: list[str], doc: str) -> str:
+def view_ddl(view: View) -> str:
     return render(
         VIEW_TEMPLATE,
-        header=header("--", types, [VIEW_TEMPLATE, *templates]),
-        doc=doc,
-        view=f"{ident(DATABASE)}.{ident(name)}",
-        body=body,
+        header=header("--", list(view.types), [VIEW_TEMPLATE, view.template]),
+        doc=view.doc,
+        view=f"{ident(DATABASE)}.{ident(view.name)}",
+        body=view.body,
     )
 
 
@@ -164,31 +266,8 @@ def render_athena(model: Model) -> dict[str, str]:
         for table in model.tables(rt):
             for fmt in FORMATS.values():
                 out[f"athena/{fmt.name}/{table.table}.sql"] = table_ddl(table, fmt)
-        if len(model.tables(rt)) > 1:
-            out[f"athena/views/{all_view_name(rt)}.sql"] = view_ddl(
-                all_view_name(rt),
-                all_body(model, rt),
-                [rt],
-                [ALL_RECORDS_BODY],
-                f"Every archived version of every {rt.type_name} item, from each of its table versions, in the "
-                "current table's columns (NULL where an older table's column cannot be read as it).",
-            )
-        out[f"athena/views/{current_view_name(rt)}.sql"] = view_ddl(
-            current_view_name(rt),
-            current_body(rt, model),
-            [rt],
-            [CURRENT_BODY],
-            f"The current version of each {rt.type_name} item: latest by change time (a snapshot row of a table "
-            "export: the export time; a stream row wins a tie), then sequence number; "
-            "deleted items excluded.",
-        )
-    out[f"athena/views/{ALL_RECORDS}.sql"] = view_ddl(
-        ALL_RECORDS,
-        all_records_body(model),
-        list(model.types),
-        [ALL_RECORDS_BODY],
-        "Every archived version of every record type: its type, partition, key, reference, delete flag and CDC fields.",
-    )
+    for view in views(model):
+        out[f"athena/views/{view.name}.sql"] = view_ddl(view)
     alls = {all_view_name(rt): (rt.type_name, all_body(model, rt)) for rt in model.types if len(model.tables(rt)) > 1}
     bodies = [current_body(rt, model) for rt in model.types] + [all_records_body(model)]
     bodies += [body for _, body in alls.values()]

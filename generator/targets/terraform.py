@@ -2,7 +2,8 @@
 table per record type (for the chosen lake format) matching the Athena DDL, the archiving Lambda
 function with its Kinesis event source mapping (filters generated from the record types), the
 scheduled compactor function, the backfill (a Step Functions Distributed Map over a DynamoDB
-export's data files, each archived by the backfill function), their IAM roles, and the Athena views as saved queries.
+export's data files, each archived by the backfill function), their IAM roles, and the Athena
+views as Glue Data Catalog views.
 
 Python computes every value (HCL-quoted); the templates only lay them out.
 """
@@ -156,26 +157,62 @@ def glue_table(rt: RecordType, fmt: LakeFormat) -> GlueTable:
     )
 
 
-def named_queries(model: Model) -> list[tuple[str, str, str, str]]:
-    """(resource, name, description, SQL heredoc body) of each Athena view, database interpolated."""
-    database = "${aws_glue_catalog_database.archive.name}"
-    views = [(athena.all_view_name(rt), athena.all_body(model, rt)) for rt in model.types if len(model.tables(rt)) > 1]
-    views += [(athena.current_view_name(rt), athena.current_body(rt, model)) for rt in model.types]
-    views.append((athena.ALL_RECORDS, athena.all_records_body(model)))
-    out = []
-    for name, body in views:
-        sql = f"CREATE OR REPLACE VIEW {athena.ident(athena.DATABASE)}.{athena.ident(name)} AS\n{body}"
-        if "%{" in sql or sql.count("${") != sql.count(athena.DATABASE):
-            raise ValueError(f"view {name} cannot be embedded in a heredoc")
-        out.append(
-            (
-                name,
-                hcl_string(f"create-view-{name}"),
-                hcl_string(f"Creates the {name} view."),
-                sql.replace(athena.DATABASE, database),
+# --- The Athena views, as Glue Data Catalog views (athena.tf) ---------------------------------
+# Athena reads a Glue table as a view it can query when the table is what its own CREATE VIEW
+# writes: type VIRTUAL_VIEW, parameters presto_view = "true" and comment = "Presto View" (both
+# checked), and view_original_text "/* Presto View: <base64 JSON> */" holding the SQL, the catalog
+# and database it runs in and the columns it returns, in the engine's type names; when it reads
+# the view it checks those columns against what the SQL returns (same names, types it can coerce).
+VIEW_PARAMETERS = (("presto_view", '"true"'), ("comment", '"Presto View"'))
+VIEW_CATALOG = "awsdatacatalog"  # Athena's name for the account's Glue Data Catalog
+
+
+@dataclass(frozen=True)
+class GlueView:
+    resource: str
+    view: str  # the view's name, unquoted: its key in local.athena_view_sql
+    name: str
+    format: str
+    description: str
+    columns: tuple[tuple[str, str, str], ...]  # the storage descriptor's (name, Hive type, comment), HCL-quoted
+    definition: list[str]  # the `columns` of the view's JSON: `{ name = ..., type = ... }` lines
+
+
+def view_sql(view: athena.View) -> str:
+    """The heredoc body of a view's SQL, its tables qualified by the database's interpolation."""
+    if "%{" in view.body or view.body.count("${") != view.body.count(athena.DATABASE):
+        raise ValueError(f"view {view.name} cannot be embedded in a heredoc")
+    return view.body.replace(athena.DATABASE, "${aws_glue_catalog_database.archive.name}")
+
+
+def views_context(model: Model) -> dict[str, object]:
+    """What athena.tf lays out: each view's SQL (`name = <<-SQL` lines aligned as `terraform fmt`
+    aligns them, with the heredoc's body) and its Glue view for each lake format."""
+    q = hcl_string
+    names, bodies, out = [], [], []
+    for view in athena.views(model):
+        names.append((view.name, "<<-SQL"))
+        bodies.append(view_sql(view))
+        for fmt in FORMATS.values():
+            columns = view.columns[fmt.name]
+            out.append(
+                GlueView(
+                    resource=f"{view.name}_{fmt.name}",
+                    view=view.name,
+                    name=q(view.name),
+                    format=q(fmt.name),
+                    description=q(view.doc),
+                    # lower case, as Athena's CREATE VIEW and the tables (glue_table) keep names
+                    columns=tuple((q(c.name.lower()), q(c.type), q(c.comment)) for c in columns),
+                    definition=[f"{{ name = {q(c.name.lower())}, type = {q(c.presto)} }}," for c in columns],
+                )
             )
-        )
-    return out
+    return {
+        "view_sql": list(zip(aligned(names), bodies, strict=True)),
+        "views": out,
+        "view_parameters": aligned(VIEW_PARAMETERS),
+        "view_catalog": q(VIEW_CATALOG),
+    }
 
 
 def alarm_context(alarm: monitoring.Alarm) -> dict[str, object]:
@@ -197,12 +234,10 @@ def alarm_context(alarm: monitoring.Alarm) -> dict[str, object]:
 
 def render_terraform(model: Model) -> dict[str, str]:
     tables = [glue_table(t, fmt) for rt in model.types for t in model.tables(rt) for fmt in FORMATS.values()]
-    queries = named_queries(model)
     context = {
         "types": [rt.type_name for rt in model.types],
         "tables": tables,
         "table_outputs": aligned([(t.resource, f"one(aws_glue_catalog_table.{t.resource}[*].name)") for t in tables]),
-        "query_outputs": aligned([(q[0], f"aws_athena_named_query.{q[0]}.id") for q in queries]),
         "formats": [fmt.name for fmt in FORMATS.values()],
         "partition": (hcl_string(PARTITION_KEY), hcl_string(PARTITION_TYPE)),
         "patterns": [hcl_string(p) for p in filter_patterns(model)],
@@ -222,7 +257,7 @@ def render_terraform(model: Model) -> dict[str, str]:
         "prefix_pattern": hcl_string(PREFIX_PATTERN),
         # what the runtime accepts for any format; empty: the format's default
         "codecs": sorted({hcl_string(c) for fmt in FORMATS.values() for c in fmt.codecs}),
-        "queries": queries,
+        **views_context(model),
         # the Lambda target `dmd package` builds for by default (generator/deploy.py)
         "runtimes": [hcl_string(deploy.lambda_runtime(v)) for v in deploy.PYTHON_VERSIONS],
         "default_runtime": hcl_string(deploy.lambda_runtime(deploy.DEFAULT_PYTHON)),

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import hcl2
 import pytest
 from click.testing import CliRunner
 from test_extensibility import imported
@@ -396,6 +397,20 @@ def test_a_breaking_change_starts_a_new_table_version_read_with_the_old_one(proj
         assert rows == [("d-1", None), ("d-2", "market-7")]  # bigint cannot be read as string: NULL for old rows
         assert con.execute(f'SELECT count(*) FROM "{TYPE}_current"').fetchone()[0] == 2
         assert con.execute(f"SELECT count(*) FROM all_records WHERE type = '{TYPE}'").fetchone()[0] == 2
+        returned = [name.lower() for name in con.sql(f'SELECT * FROM "{TYPE}_all"').columns]
+
+    # `terraform apply` creates the new view and replaces those reading it: nothing to run by hand
+    with (out / "terraform" / "athena.tf").open() as f:
+        athena_tf = hcl2.load(f)
+    views = {name for block in athena_tf["resource"] for name in block['"aws_glue_catalog_table"']}  # labels quoted
+    (definitions,) = [b["athena_views"] for b in athena_tf["locals"] if "athena_views" in b]
+    (sql,) = [b["athena_view_sql"] for b in athena_tf["locals"] if "athena_view_sql" in b]
+    assert f'"{TYPE}_all_{fmt}"' in views
+    assert f'"{TYPE}"' in sql[f"{TYPE}_all"] and f'"{TYPE}_v2"' in sql[f"{TYPE}_all"]
+    assert f'"{TYPE}_all"' in sql[f"{TYPE}_current"] and f'"{TYPE}_all"' in sql["all_records"]
+    declared = [{k: json.loads(v) for k, v in c.items()} for c in definitions[f"{TYPE}_all_{fmt}"]["columns"]]
+    assert [c["name"] for c in declared] == returned  # as the view's SQL returns them
+    assert {"name": "marketid", "type": "varchar"} in declared  # the current table's type (NULL for older rows)
 
 
 def test_a_required_field_with_a_default_is_refused_by_the_loader(project):

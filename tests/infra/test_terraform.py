@@ -170,16 +170,6 @@ def test_bucket_is_private_encrypted_tls_only_and_expires_errors():
     assert errors["expiration"][0]["days"] == "${var.errors_expiration_days}"
 
 
-def test_named_queries_hold_the_athena_views():
-    queries = resources("aws_athena_named_query")
-    assert set(queries) == {f"{t}_current" for t in TYPES} | {"all_records"}
-    for name, q in queries.items():
-        sql = q["query"].replace("${aws_glue_catalog_database.archive.name}", "${database}")
-        expected = (ATHENA / "views" / f"{name}.sql").read_text()
-        expected = re.sub(r"^--.*\n", "", expected, flags=re.M).strip().rstrip(";")
-        assert re.sub(r"\s+", " ", sql).strip() == re.sub(r"\s+", " ", expected)
-
-
 @pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform is not installed")
 def test_terraform_fmt_leaves_the_files_unchanged():
     result = subprocess.run(

@@ -93,11 +93,3 @@ output "backfill_function_name" {
   description = "The backfill Lambda function (one data file of an export per invocation)."
   value       = aws_lambda_function.backfill.function_name
 }
-
-output "view_queries" {
-  description = "IDs of the saved queries that create the Athena views."
-  value = {
-    widget_current = aws_athena_named_query.widget_current.id
-    all_records    = aws_athena_named_query.all_records.id
-  }
-}

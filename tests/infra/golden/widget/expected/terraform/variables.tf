@@ -454,12 +454,6 @@ variable "projection_end" {
   }
 }
 
-variable "athena_workgroup" {
-  type        = string
-  default     = "primary"
-  description = "Athena workgroup the saved view queries belong to."
-}
-
 variable "tags" {
   type        = map(string)
   default     = {}
