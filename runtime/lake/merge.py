@@ -568,7 +568,7 @@ def merge_parquet(
             merged.bytes_in += len(body)
             row = 0
             for table in _parquet_tables(source):
-                pending.append((index, row, pa.Table.from_arrays(table.columns, schema=schema)))
+                pending.append((index, row, table))
                 row += table.num_rows
                 pending_rows += table.num_rows
                 if pending_rows >= PARQUET_BATCH_ROWS:
