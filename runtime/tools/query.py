@@ -17,6 +17,7 @@ import contextlib
 import re
 import tempfile
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -86,39 +87,41 @@ def _dataset(files: list[Path], fmt: LakeFormat, table_root: Path, type_name: st
 # An Avro container at least this big is read by DataFusion (Apache DataFusion's Avro reader, in
 # Rust: ~1 µs a row but ~1 ms a file), a smaller one by fastavro (~13 µs a row, ~0.1 ms a file):
 # compacted objects the first way, the small objects of a lake not compacted yet the second.
-NATIVE_AVRO_BYTES = 32 << 10
+NATIVE_AVRO_BYTES = 8 << 10
+CONVERT_ROWS = 8192  # rows of small containers converted to Arrow together (one call, bounded memory)
 
 
 def _read_arrow(files: list[Path], type_name: str, native_from: int = NATIVE_AVRO_BYTES) -> pa.Table:
     """Containers of one type as one Arrow table in file order, `partition_date` taken from each
-    file's folder. Avro containers of at least `native_from` bytes are read by DataFusion."""
+    file's folder. Avro containers of at least `native_from` bytes are read by DataFusion, on
+    threads (it releases the GIL) while fastavro reads the small ones."""
     import pyarrow as pa
 
     from dmd.lake.read import AVRO_MAGIC, read_rows
 
     schema = _arrow_schema(type_name)
-    tables = [schema.empty_table()]
-    rows: list[dict[str, Any]] = []  # of small containers, converted together
-    with _NativeAvro() as native:
+    pieces: list[Any] = [schema.empty_table()]  # tables and futures of tables, in file order
+    rows: list[dict[str, Any]] = []  # of small containers, converted `CONVERT_ROWS` at a time
+
+    def convert() -> None:
+        if rows:
+            pieces.append(pa.Table.from_pylist(rows, schema=schema))
+            rows.clear()
+
+    with _NativeAvro(schema) as native:
         for path in files:
             day = path.parent.name.partition("=")[2]
-            table = native.read(path) if path.stat().st_size >= native_from and _magic(path) == AVRO_MAGIC else None
-            if table is not None:
-                if rows:
-                    tables.append(pa.Table.from_pylist(rows, schema=schema))
-                    rows = []
-                day_column = pa.array([day] * table.num_rows, pa.string())
-                columns = {**dict(zip(table.column_names, table.columns, strict=True)), PARTITION_KEY: day_column}
-                # a field the container lacks (written before it was added) is null, as fastavro's rows have it
-                nulls = {f.name: pa.nulls(table.num_rows, f.type) for f in schema if f.name not in columns}
-                tables.append(pa.table({**columns, **nulls}).select(schema.names).cast(schema))
+            if path.stat().st_size >= native_from and _magic(path) == AVRO_MAGIC:
+                convert()
+                pieces.append(native.submit(path, day))
                 continue
             for row in read_rows(path.read_bytes()):
                 row[PARTITION_KEY] = day
                 rows.append(row)
-        if rows:
-            tables.append(pa.Table.from_pylist(rows, schema=schema))
-    return pa.concat_tables(tables)
+            if len(rows) >= CONVERT_ROWS:
+                convert()
+        convert()
+        return pa.concat_tables([p if isinstance(p, pa.Table) else p.result() for p in pieces])
 
 
 def _magic(path: Path) -> bytes:
@@ -127,35 +130,59 @@ def _magic(path: Path) -> bytes:
 
 
 class _NativeAvro:
-    """Avro containers read into Arrow by DataFusion. It takes a path as a URL that may hold glob
-    patterns (`lake[12]` would match `lake1`): each file is read through a symbolic link with a
-    plain name in a temporary folder instead."""
+    """Avro containers read into Arrow by DataFusion, cast to the generated Arrow schema (`schema`).
+    DataFusion takes a path as a URL that may hold glob patterns (`lake[12]` would match `lake1`):
+    a path with a glob character is read through a symbolic link with a plain name instead."""
 
-    def __enter__(self) -> _NativeAvro:
+    THREADS = 4
+
+    def __init__(self, schema: pa.Schema) -> None:
+        self.schema = schema
         self.ctx: Any = None
+        self.pool: ThreadPoolExecutor | None = None
         self.folder: tempfile.TemporaryDirectory[str] | None = None
         self.links = 0
+
+    def __enter__(self) -> _NativeAvro:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
         if self.folder is not None:
             self.folder.cleanup()
 
-    def read(self, path: Path) -> pa.Table | None:
-        """The container as DataFusion reads it; None if the temporary folder's own path holds a
-        glob character (then fastavro reads it)."""
+    def submit(self, path: Path, day: str) -> Future[pa.Table]:
         if self.ctx is None:
             from datafusion import SessionContext
 
             self.ctx = SessionContext()
-            self.folder = tempfile.TemporaryDirectory(prefix="dmd-query-")
-        assert self.folder is not None
-        if any(c in self.folder.name for c in "*?[]{}"):
-            return None
-        link = Path(self.folder.name) / f"{self.links}.avro"
-        self.links += 1
-        link.symlink_to(path.resolve())
-        return self.ctx.read_avro(str(link)).to_arrow_table()
+            self.pool = ThreadPoolExecutor(self.THREADS, thread_name_prefix="dmd-avro")
+        assert self.pool is not None
+        name = str(path.resolve())
+        if any(c in name for c in _GLOB):
+            if self.folder is None:
+                self.folder = tempfile.TemporaryDirectory(prefix="dmd-query-")
+            link = Path(self.folder.name) / f"{self.links}.avro"
+            self.links += 1
+            link.symlink_to(name)
+            name = str(link)
+            if any(c in name for c in _GLOB):
+                raise RuntimeError(f"cannot read {path}: the temporary folder {self.folder.name} has a glob character")
+        return self.pool.submit(self._read, name, day)
+
+    def _read(self, name: str, day: str) -> pa.Table:
+        import pyarrow as pa
+
+        table = self.ctx.read_avro(name).to_arrow_table()
+        columns = dict(zip(table.column_names, table.columns, strict=True))
+        columns[PARTITION_KEY] = pa.array([day] * table.num_rows, pa.string())
+        # a field the container lacks (written before it was added) is null, as in fastavro's rows
+        nulls = {f.name: pa.nulls(table.num_rows, f.type) for f in self.schema if f.name not in columns}
+        return pa.table({**columns, **nulls}).select(self.schema.names).cast(self.schema)
+
+
+_GLOB = "*?[]{}"
 
 
 def _type_source(

@@ -60,3 +60,12 @@ def test_dmd_query_prints_the_same_for_both_formats(lakes):
         for fmt, root in lakes.items()
     }
     assert out["avro"] == out["parquet"] and all(t in out["avro"] for t in REGISTRY)
+
+
+def test_datafusion_takes_glob_characters_in_the_lake_path_literally(lakes, tmp_path):
+    """`lake[12]` is also a glob matching `lake1`: the containers of `lake[12]` are the ones read."""
+    import shutil
+
+    shutil.copytree(lakes["avro"], tmp_path / "lake[12]")
+    (tmp_path / "lake1").mkdir()  # a decoy the glob would match: no rows
+    assert answers(tmp_path / "lake[12]", DATAFUSION) == answers(lakes["avro"], FASTAVRO)
