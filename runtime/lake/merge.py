@@ -514,31 +514,35 @@ def merge_parquet(
     def flush() -> None:
         nonlocal buffered_rows, buffered_bytes
         if buffered:
-            table = pa.concat_tables(buffered).combine_chunks()
+            table = pa.concat_tables(buffered)  # chunks of up to PARQUET_BATCH_ROWS rows each
             writer.write_table(table, row_group_size=max(table.num_rows, 1))
             buffered.clear()
             buffered_rows = buffered_bytes = 0
 
     def dedupe_pending() -> None:
-        """The pending tables' kept rows into the row group: their sequence numbers read in one go."""
+        """The pending tables' kept rows into the row group, as one chunk: their sequence numbers
+        read in one go (per-source tables of a few rows each cost the writer and every call)."""
         nonlocal pending_rows, buffered_rows, buffered_bytes
-        table = pa.concat_tables([t for _, _, t in pending])
+        table = pa.concat_tables([t for _, _, t in pending]).combine_chunks()
         seqs = _parquet_seqs(table)
-        keep: list[int] = []
+        keep: list[int] | None = None  # None: every row
         at = 0
         for source, first, t in pending:
             n = t.num_rows
             kept = dedupe.keep_all(seqs[at : at + n], source, first, lambda r, t=t, f=first: _row(t, r - f))
-            keep += range(at, at + n) if kept is None else [at + i for i in kept]
+            if kept is not None and keep is None:
+                keep = list(range(at))
+            if keep is not None:
+                keep += range(at, at + n) if kept is None else [at + i for i in kept]
             at += n
         pending.clear()
         pending_rows = 0
-        if len(keep) < table.num_rows:
+        if keep is not None:
             table = table.take(pa.array(keep, pa.int64()))
         if table.num_rows:
             buffered.append(table)
             buffered_rows += table.num_rows
-            buffered_bytes += table.nbytes
+            buffered_bytes += table.get_total_buffer_size()  # one chunk: nbytes would walk every offset
             if buffered_rows >= ROW_GROUP_ROWS or buffered_bytes >= ROW_GROUP_BYTES:
                 flush()
 
