@@ -1,7 +1,7 @@
 """The lake's container formats: one row each, read by the runtime (encoder, extension, content
 type, codecs), by `dmd query` (how DuckDB reads the files) and by the generator (the Athena SerDe
-and the column types that differ per format). Adding a format is adding a row here and its
-encoder in `encode.py`.
+and the column types that differ per format) and by the compactor (how containers are merged).
+Adding a format is adding a row here, its encoder in `encode.py` and its merger in `merge.py`.
 
 Importing this module imports no encoding library: the generator and the CLI read the table.
 """
@@ -35,6 +35,9 @@ class LakeFormat:
     # pyarrow.dataset reads the files lazily (`dmd query` hands DuckDB the dataset); None: they
     # are read into Arrow with `dmd.lake.read` first (DuckDB's Avro extension would need a download)
     dataset_format: str | None = None
+    # How `dmd compact` merges containers of this format: the name of its `Merger` in
+    # dmd.lake.merge ("" : containers of this format are not compacted)
+    merge_with: str = ""
 
     @property
     def default_codec(self) -> str:
@@ -52,6 +55,14 @@ class LakeFormat:
 
         return encode.encode_groups(self.name, spec, groups, codec)
 
+    def merger(self) -> Any:
+        """The `dmd.lake.merge.Merger` of this format."""
+        from . import merge
+
+        if not self.merge_with:
+            raise ValueError(f"containers of format {self.name!r} are not compacted")
+        return getattr(merge, self.merge_with)
+
 
 PARQUET = LakeFormat(
     name="parquet",
@@ -63,6 +74,7 @@ PARQUET = LakeFormat(
     output_format="org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
     classification="parquet",
     dataset_format="parquet",
+    merge_with="PARQUET_MERGER",
 )
 
 AVRO = LakeFormat(
@@ -79,6 +91,7 @@ AVRO = LakeFormat(
     # column of an Avro table is a bigint (µs since the epoch), while Parquet keeps a timestamp.
     athena_overrides={"timestamp-micros": "bigint"},
     schema_literal=True,
+    merge_with="AVRO_MERGER",
 )
 
 # In the order settings, help texts and generated tables list them (the first is the default).

@@ -16,11 +16,12 @@ again, as an identical row); two different changes sharing a sequence number are
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import io
 import json
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
@@ -33,6 +34,7 @@ from .storage import Storage
 
 AVRO_BLOCK_BYTES = 1 << 20  # uncompressed datum bytes per output block
 AVRO_COPY_BYTES = 256 << 10  # a source block at least this big is copied as it is
+AVRO_DECODE_BYTES = 4 << 20  # decompressed source blocks whose rows are decoded in one pass
 ROW_GROUP_ROWS = 1_000_000
 ROW_GROUP_BYTES = 64 << 20  # Arrow bytes buffered per row group (the merge's main memory cost)
 PREFETCH = 8  # sources fetched ahead (S3 GETs wait on the network) ...
@@ -57,12 +59,19 @@ class Merged:
     bytes_in: int = 0
 
 
-def sequence_digest(seqs: Iterator[str]) -> tuple[int, str]:
+def digest_update(h: Any, seqs: Sequence[str]) -> None:
+    """Add sequence numbers to a digest: each followed by a newline, in order."""
+    if seqs:
+        h.update(("\n".join(seqs) + "\n").encode("utf-8", "surrogatepass"))
+
+
+def sequence_digest(chunks: Iterable[Sequence[str]]) -> tuple[int, str]:
+    """(rows, sha256 of their sequence numbers in order), from the sequence numbers in chunks."""
     h = hashlib.sha256()
     n = 0
-    for s in seqs:
-        h.update(s.encode("utf-8", "surrogatepass") + b"\n")
-        n += 1
+    for seqs in chunks:
+        digest_update(h, seqs)
+        n += len(seqs)
     return n, h.hexdigest()
 
 
@@ -77,22 +86,34 @@ class Dedupe:
         self.digest = hashlib.sha256()
         self.kept = 0
 
-    def keep(self, seq: str, source: int, row: int, current: Callable[[], Any]) -> bool:
-        h = hash(seq)
-        position = (source << 32) | row
-        prev = self.seen.get(h)
-        if prev is None:
-            self.seen[h] = position
-        else:
+    def keep_all(self, seqs: Sequence[str], source: int, first: int, row: Callable[[int], Any]) -> list[int] | None:
+        """Which of rows `first`, `first + 1`, ... of source `source` (sequence numbers `seqs`) to
+        keep: None for all of them, else their indices in `seqs`. `row(n)` reads row `n` of the
+        source, for a comparison."""
+        seen = self.seen
+        base = (source << 32) | first
+        dropped: list[int] = []
+        for i, seq in enumerate(seqs):
+            h = hash(seq)
+            prev = seen.get(h)
+            if prev is None:
+                seen[h] = base + i
+                continue
             positions = prev if isinstance(prev, list) else [prev]
-            value = current()
+            value = row(first + i)
             if any(self.row_at(p >> 32, p & 0xFFFFFFFF) == value for p in positions):
-                self.dropped += 1
-                return False
-            self.seen[h] = [*positions, position]
-        self.digest.update(seq.encode("utf-8", "surrogatepass") + b"\n")
-        self.kept += 1
-        return True
+                dropped.append(i)
+            else:
+                seen[h] = [*positions, base + i]
+        kept = None
+        if dropped:
+            gone = set(dropped)
+            kept = [i for i in range(len(seqs)) if i not in gone]
+            seqs = [seqs[i] for i in kept]
+            self.dropped += len(dropped)
+        digest_update(self.digest, seqs)
+        self.kept += len(seqs)
+        return kept
 
 
 def fetch_all(
@@ -144,7 +165,7 @@ class _Sources:
         return self.decoded[1][row]
 
 
-# --- Avro ------------------------------------------------------------------------------------------
+# --- Avro ---------------------------------------------------------------------------------------
 
 
 def _read_long(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
@@ -160,9 +181,66 @@ def _read_long(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
 
 @dataclass
 class _AvroBlock:
+    source: int
+    first: int  # its first row's position in the source
+    count: int
     raw: bytes  # as compressed in the source
-    datums: bytes  # decompressed
-    seqs: list[str]  # its rows' sequence numbers
+    datums: bytes = b""  # decompressed
+    seqs: list[str] = field(default_factory=list)  # its rows' sequence numbers
+
+
+@dataclass
+class _AvroContainer:
+    schema: bytes  # as written
+    codec: str
+    fingerprint: str | None  # of the schema it was written with (dmd.lake.formats.FINGERPRINT_KEY)
+    blocks: list[tuple[int, int, int]]  # (count, start, end) of each block's data in the body
+
+
+def _avro_container(body: bytes) -> _AvroContainer:
+    """The header and block layout of an Object Container File, checked (magic, metadata, each
+    block's sync marker); its data is neither decompressed nor decoded. fastavro would parse the
+    writer schema of every source: that was most of the cost of merging files of a few rows."""
+    from dmd.support import avrowire
+
+    if body[:4] != avrowire.MAGIC:
+        raise ValueError("not an Avro Object Container File")
+    view = memoryview(body)
+    meta: dict[bytes, bytes] = {}
+    pos = 4
+    while True:
+        n, pos = _read_long(view, pos)
+        if n == 0:
+            break
+        if n < 0:  # a map block with its byte size
+            n = -n
+            _, pos = _read_long(view, pos)
+        for _ in range(n):
+            k, pos = _read_long(view, pos)
+            key = body[pos : pos + k]
+            v, pos = _read_long(view, pos + k)
+            meta[key] = body[pos : pos + v]
+            pos += v
+    sync = body[pos : pos + avrowire.SYNC_SIZE]
+    pos += avrowire.SYNC_SIZE
+    if b"avro.schema" not in meta or len(sync) != avrowire.SYNC_SIZE:
+        raise ValueError("no writer schema in the header")
+    blocks = []
+    while pos < len(body):
+        count, pos = _read_long(view, pos)
+        size, pos = _read_long(view, pos)
+        end = pos + size
+        if count < 0 or size < 0 or body[end : end + avrowire.SYNC_SIZE] != sync:
+            raise ValueError(f"block at byte {pos} is damaged (its sync marker does not match)")
+        blocks.append((count, pos, end))
+        pos = end + avrowire.SYNC_SIZE
+    fingerprint = meta.get(FINGERPRINT_KEY.encode())
+    return _AvroContainer(
+        meta[b"avro.schema"],
+        meta.get(b"avro.codec", b"null").decode(),
+        fingerprint.decode() if fingerprint is not None else None,
+        blocks,
+    )
 
 
 @cache
@@ -182,23 +260,30 @@ def _projection(schema: bytes) -> Any:
     return fastavro.parse_schema(projected | {"fields": [{"name": "cdc", "type": inner}]})
 
 
-def _avro_header(body: bytes) -> tuple[bytes, str, str | None, Iterator[_AvroBlock]]:
-    """(writer schema as written, codec, schema fingerprint, its blocks one at a time)."""
+def _avro_seqs(schema: bytes, blocks: Sequence[_AvroBlock]) -> None:
+    """Fill each block's `seqs`: one fastavro pass over the blocks of many sources (a container
+    of their decompressed data, block boundaries kept), reading only `cdc.sequenceNumber`."""
     import fastavro
 
-    meta = fastavro.block_reader(io.BytesIO(body)).metadata
-    schema = meta["avro.schema"].encode()
-    projection = _projection(schema)
-    reader = fastavro.block_reader(io.BytesIO(body), reader_schema=projection)
+    from dmd.support import avrowire
 
-    def blocks() -> Iterator[_AvroBlock]:
-        view = memoryview(body)
-        for block in reader:
-            _, pos = _read_long(view, block.offset)  # count
-            size, pos = _read_long(view, pos)
-            yield _AvroBlock(body[pos : pos + size], block.bytes_.getvalue(), [_seq(r) for r in block])
-
-    return schema, meta.get("avro.codec", "null"), meta.get(FINGERPRINT_KEY), blocks()
+    sync = bytes(avrowire.SYNC_SIZE)
+    buf = bytearray(avrowire.header(schema, "null", sync))
+    for block in blocks:
+        avrowire.write_long(buf, block.count)
+        avrowire.write_long(buf, len(block.datums))
+        buf += block.datums
+        buf += sync
+    try:
+        seqs = [_seq(r) for r in fastavro.reader(io.BytesIO(buf), reader_schema=_projection(schema))]
+    except Exception as e:  # damaged data in a source: nothing is merged, nothing deleted
+        raise MergeError(f"cannot decode the sources' rows: {e}") from e
+    at = 0
+    for block in blocks:
+        block.seqs = seqs[at : at + block.count]
+        at += block.count
+    if at != len(seqs):
+        raise MergeError(f"the sources' blocks hold {len(seqs)} rows, their headers say {at}")
 
 
 def _avro_rows(body: bytes) -> list[dict[str, Any]]:
@@ -217,6 +302,28 @@ def _compress(codec: str, data: bytes) -> bytes:
 
         return bytes(cramjam.zstd.compress(data))
     raise MergeError(f"unknown Avro codec {codec!r}")
+
+
+def _decompress(codec: str, data: bytes) -> bytes:
+    """A block's data as the Avro specification's codecs compress it."""
+    if codec == "null":
+        return data
+    if codec == "deflate":
+        try:
+            from isal import isal_zlib as zlib  # ISA-L: a third of zlib's CPU
+        except ImportError:
+            import zlib
+        return zlib.decompress(data, -15)
+    import cramjam
+
+    if codec == "snappy":  # then a CRC-32 of the uncompressed data, big-endian
+        out = bytes(cramjam.snappy.decompress_raw(data[:-4]))
+        if binascii.crc32(out).to_bytes(4, "big") != data[-4:]:
+            raise ValueError("snappy block fails its CRC check")
+        return out
+    if codec == "zstandard":
+        return bytes(cramjam.zstd.decompress(data))
+    raise ValueError(f"unknown Avro codec {codec!r}")
 
 
 def _seq(row: dict[str, Any]) -> str:
@@ -275,46 +382,71 @@ def merge_avro(
     sources = _Sources(storage, keys, _avro_rows)
     dedupe = Dedupe(sources.row)
     writer: _AvroWriter | None = None
-    parsed: Any = None
+    codecs: dict[int, str] = {}  # of the sources with blocks pending
+    pending: list[_AvroBlock] = []  # blocks whose rows are decoded together
+    pending_bytes = 0
+
+    def write_pending() -> None:
+        nonlocal pending_bytes
+        assert writer is not None
+        _avro_seqs(writer.schema, pending)
+        for block in pending:
+            kept = dedupe.keep_all(block.seqs, block.source, block.first, lambda i, b=block: sources.row(b.source, i))
+            if kept is None:
+                if codecs[block.source] == writer.codec and len(block.datums) >= AVRO_COPY_BYTES:
+                    writer.copy(block.count, block.raw)
+                else:
+                    writer.append(block.count, block.datums)
+            elif kept:  # a block holding a duplicate: its kept rows re-encoded
+                buf = io.BytesIO()
+                for i in kept:
+                    fastavro.schemaless_writer(buf, parsed_schema(writer.schema), sources.row(block.source, i))
+                writer.append(len(kept), buf.getvalue())
+        pending.clear()
+        pending_bytes = 0
+
     with out_path.open("wb") as out:
         for index, key, body in fetch_all(storage, keys, sizes, parallel):
             try:
-                schema, src_codec, fingerprint, blocks = _avro_header(body)
+                container = _avro_container(body)
             except Exception as e:  # not a container we can read: leave it where it is
                 merged.excluded.append((key, f"unreadable Avro container: {e}"))
                 continue
             if writer is None:
-                writer = _AvroWriter(out, schema, codec or src_codec, sync, fingerprint)
-                parsed = fastavro.parse_schema(json.loads(schema))
-            elif schema != writer.schema or fingerprint != writer.fingerprint:  # blocks copied only between equals
+                writer = _AvroWriter(out, container.schema, codec or container.codec, sync, container.fingerprint)
+            elif container.schema != writer.schema or container.fingerprint != writer.fingerprint:
+                # blocks are copied only between containers of one schema and fingerprint
                 merged.excluded.append((key, "another writer schema"))
                 continue
             sources.put(index, body)
             merged.consumed.append(key)
             merged.bytes_in += len(body)
+            codecs[index] = container.codec
             row = 0
-            for block in blocks:
-                first = row
-                kept = [
-                    i
-                    for i, seq in enumerate(block.seqs)
-                    if dedupe.keep(seq, index, first + i, lambda r=first + i, s=index: sources.row(s, r))
-                ]
-                row += len(block.seqs)
-                if len(kept) == len(block.seqs):
-                    if src_codec == writer.codec and len(block.datums) >= AVRO_COPY_BYTES:
-                        writer.copy(len(kept), block.raw)
-                    else:
-                        writer.append(len(kept), block.datums)
-                elif kept:  # a block holding a duplicate: its kept rows re-encoded
-                    buf = io.BytesIO()
-                    for i in kept:
-                        fastavro.schemaless_writer(buf, parsed, sources.row(index, first + i))
-                    writer.append(len(kept), buf.getvalue())
+            for count, start, end in container.blocks:
+                raw = body[start:end]
+                try:
+                    datums = _decompress(container.codec, raw)
+                except Exception as e:
+                    raise MergeError(f"{key}: cannot decompress a block: {e}") from e
+                pending.append(_AvroBlock(index, row, count, raw, datums))
+                pending_bytes += len(datums)
+                row += count
+                if pending_bytes >= AVRO_DECODE_BYTES:
+                    write_pending()
+        if pending:
+            write_pending()
         if writer is not None:
             writer.flush()
     merged.rows, merged.dropped, merged.digest = dedupe.kept, dedupe.dropped, dedupe.digest.hexdigest()
     return merged
+
+
+@cache
+def parsed_schema(schema: bytes) -> Any:
+    import fastavro
+
+    return fastavro.parse_schema(json.loads(schema))
 
 
 def verify_avro(path: Path) -> tuple[int, str]:
@@ -323,7 +455,7 @@ def verify_avro(path: Path) -> tuple[int, str]:
     with path.open("rb") as f:
         projection = _projection(fastavro.reader(f).metadata["avro.schema"].encode())
     with path.open("rb") as f:
-        return sequence_digest(_seq(r) for r in fastavro.reader(f, reader_schema=projection))
+        return sequence_digest([_seq(r) for r in block] for block in fastavro.block_reader(f, reader_schema=projection))
 
 
 # --- Parquet ---------------------------------------------------------------------------------------
@@ -342,18 +474,15 @@ def _parquet_seqs(table: Any) -> list[str]:
     if "cdc" not in table.schema.names:
         return [""] * table.num_rows
     try:
-        return [s or "" for s in pc.struct_field(table.column("cdc"), "sequenceNumber").to_pylist()]
+        seqs = pc.struct_field(table.column("cdc"), "sequenceNumber").to_pylist()
     except (KeyError, ValueError, TypeError):
         return [""] * table.num_rows
+    return [s or "" for s in seqs] if None in seqs else seqs
 
 
 def _fingerprint_metadata(fingerprint: str | None) -> dict[str, str]:
     """The merged object records its sources' schema fingerprint (all sources share it)."""
     return {FINGERPRINT_KEY: fingerprint} if fingerprint else {}
-
-
-def _row(batch: Any, i: int) -> dict[str, Any]:
-    return batch.slice(i, 1).to_pylist()[0]
 
 
 AvroWriter = _AvroWriter  # an Avro container written block by block; also dmd.lake.bigfile's
@@ -373,8 +502,30 @@ def parquet_writer(path: Path, schema: Any, codec: str | None) -> Any:
     )
 
 
+def _row(batch: Any, i: int) -> dict[str, Any]:
+    return batch.slice(i, 1).to_pylist()[0]
+
+
+def _parquet_tables(source: Any) -> Iterator[Any]:
+    """A source as Arrow tables: whole if small (one read, the cheapest for a file of a few
+    rows), else in batches of `PARQUET_BATCH_ROWS`."""
+    import pyarrow as pa
+
+    if source.metadata.num_rows <= PARQUET_BATCH_ROWS:
+        yield source.read(use_threads=False)
+    else:
+        for batch in source.iter_batches(batch_size=PARQUET_BATCH_ROWS, use_threads=False):
+            yield pa.Table.from_batches([batch])
+
+
 def merge_parquet(
-    storage: Storage, keys: Sequence[str], sizes: Sequence[int], out_path: Path, codec: str | None, parallel: bool
+    storage: Storage,
+    keys: Sequence[str],
+    sizes: Sequence[int],
+    out_path: Path,
+    codec: str | None,
+    sync: bytes,
+    parallel: bool,
 ) -> Merged:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -388,16 +539,45 @@ def merge_parquet(
     writer: Any = None
     schema: Any = None
     fingerprint: str | None = None
-    buffered: list[Any] = []
+    pending: list[tuple[int, int, Any]] = []  # (source, its first row, table): deduplicated together
+    pending_rows = 0
+    buffered: list[Any] = []  # the next row group
     buffered_rows = buffered_bytes = 0
 
     def flush() -> None:
         nonlocal buffered_rows, buffered_bytes
         if buffered:
-            table = pa.Table.from_batches(buffered, schema=schema)
+            table = pa.concat_tables(buffered)  # chunks of up to PARQUET_BATCH_ROWS rows each
             writer.write_table(table, row_group_size=max(table.num_rows, 1))
             buffered.clear()
             buffered_rows = buffered_bytes = 0
+
+    def dedupe_pending() -> None:
+        """The pending tables' kept rows into the row group, as one chunk: their sequence numbers
+        read in one go (per-source tables of a few rows each cost the writer and every call)."""
+        nonlocal pending_rows, buffered_rows, buffered_bytes
+        table = pa.concat_tables([t for _, _, t in pending]).combine_chunks()
+        seqs = _parquet_seqs(table)
+        keep: list[int] | None = None  # None: every row
+        at = 0
+        for source, first, t in pending:
+            n = t.num_rows
+            kept = dedupe.keep_all(seqs[at : at + n], source, first, lambda r, t=t, f=first: _row(t, r - f))
+            if kept is not None and keep is None:
+                keep = list(range(at))
+            if keep is not None:
+                keep += range(at, at + n) if kept is None else [at + i for i in kept]
+            at += n
+        pending.clear()
+        pending_rows = 0
+        if keep is not None:
+            table = table.take(pa.array(keep, pa.int64()))
+        if table.num_rows:
+            buffered.append(table)
+            buffered_rows += table.num_rows
+            buffered_bytes += table.get_total_buffer_size()  # one chunk: nbytes would walk every offset
+            if buffered_rows >= ROW_GROUP_ROWS or buffered_bytes >= ROW_GROUP_BYTES:
+                flush()
 
     try:
         for index, key, body in fetch_all(storage, keys, sizes, parallel):
@@ -418,22 +598,14 @@ def merge_parquet(
             merged.consumed.append(key)
             merged.bytes_in += len(body)
             row = 0
-            for batch in source.iter_batches(batch_size=PARQUET_BATCH_ROWS, use_threads=False):
-                batch = pa.RecordBatch.from_arrays(batch.columns, schema=schema)
-                first = row
-                mask = [
-                    dedupe.keep(s, index, first + i, lambda i=i, b=batch: _row(b, i))
-                    for i, s in enumerate(_parquet_seqs(batch))
-                ]
-                row += batch.num_rows
-                if not all(mask):
-                    batch = batch.filter(pa.array(mask, pa.bool_()))
-                if batch.num_rows:
-                    buffered.append(batch)
-                    buffered_rows += batch.num_rows
-                    buffered_bytes += batch.nbytes
-                    if buffered_rows >= ROW_GROUP_ROWS or buffered_bytes >= ROW_GROUP_BYTES:
-                        flush()
+            for table in _parquet_tables(source):
+                pending.append((index, row, table))
+                row += table.num_rows
+                pending_rows += table.num_rows
+                if pending_rows >= PARQUET_BATCH_ROWS:
+                    dedupe_pending()
+        if pending:
+            dedupe_pending()
         if writer is not None:
             flush()
             if fingerprint:
@@ -446,16 +618,37 @@ def merge_parquet(
 
 
 def verify_parquet(path: Path) -> tuple[int, str]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     f = pq.ParquetFile(str(path))
-    columns = ["cdc"] if "cdc" in f.schema_arrow.names else f.schema_arrow.names[:1]
+    schema = f.schema_arrow
+    cdc = schema.field("cdc").type if "cdc" in schema.names else None
+    if isinstance(cdc, pa.StructType) and cdc.get_field_index("sequenceNumber") >= 0:
+        columns = ["cdc.sequenceNumber"]  # only that leaf column is read
+    else:
+        columns = schema.names[:1]
+    return sequence_digest(_parquet_seqs(b) for b in f.iter_batches(columns=columns, batch_size=PARQUET_BATCH_ROWS))
 
-    def seqs() -> Iterator[str]:
-        for batch in f.iter_batches(columns=columns, batch_size=PARQUET_BATCH_ROWS):
-            yield from _parquet_seqs(batch)
 
-    return sequence_digest(seqs())
+@dataclass(frozen=True)
+class Merger:
+    """How one format's containers are merged and a merged one read back; a format's row in
+    `dmd.lake.formats` names its Merger here (`LakeFormat.merger`)."""
+
+    # (storage, keys, sizes, out_path, codec, sync, parallel) -> Merged
+    merge: Callable[[Storage, Sequence[str], Sequence[int], Path, str | None, bytes, bool], Merged]
+    verify: Callable[[Path], tuple[int, str]]  # (rows, digest of their sequence numbers in order)
+
+
+AVRO_MERGER = Merger(merge_avro, verify_avro)
+PARQUET_MERGER = Merger(merge_parquet, verify_parquet)
+
+
+def _merger(fmt: str) -> Merger:
+    from .formats import FORMATS
+
+    return FORMATS[fmt].merger()
 
 
 def merge(
@@ -469,11 +662,9 @@ def merge(
     parallel: bool,
 ) -> Merged:
     """Merge `keys` (listed with `sizes`) into the file `out_path`."""
-    if fmt == "avro":
-        return merge_avro(storage, keys, sizes, out_path, codec, sync, parallel)
-    return merge_parquet(storage, keys, sizes, out_path, codec, parallel)
+    return _merger(fmt).merge(storage, keys, sizes, out_path, codec, sync, parallel)
 
 
 def verify(fmt: str, path: Path) -> tuple[int, str]:
-    """(rows, digest of their sequence numbers) of a merged object, read back."""
-    return verify_avro(path) if fmt == "avro" else verify_parquet(path)
+    """(rows, digest of their sequence numbers in order) of a merged object, read back."""
+    return _merger(fmt).verify(path)

@@ -116,10 +116,29 @@ class LocalStorage:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
         self._swept: set[Path] = set()  # folders whose stale temporary files were removed
+        # key folder -> its resolved path, checked to be inside the root: resolving a whole path
+        # (an lstat per component) was a third of reading or deleting a small object
+        self._folders: dict[str, Path] = {}
+        self._folders_root = self.root
 
     def _path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
-        if not path.is_relative_to(self.root) or key.startswith("/"):
+        if key.startswith("/"):
+            raise StorageError(f"key {key!r} leaves the lake root")
+        folder, _, name = key.rpartition("/")
+        if self._folders_root is not self.root:
+            self._folders, self._folders_root = {}, self.root
+        base = self._folders.get(folder)
+        if base is None:
+            base = self._resolve(folder, key)
+            self._folders[folder] = base
+        path = base / name
+        if name in ("", ".", "..") or path.is_symlink():
+            return self._resolve(key, key)
+        return path
+
+    def _resolve(self, relative: str, key: str) -> Path:
+        path = (self.root / relative).resolve()
+        if not path.is_relative_to(self.root):
             raise StorageError(f"key {key!r} leaves the lake root")
         return path
 
@@ -167,8 +186,18 @@ class LocalStorage:
         base = self._path(prefix) if prefix else self.root
         if not base.is_dir():
             return iter(())
-        keys = (p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file())
-        return iter(sorted(k for k in keys if not Path(k).name.startswith(TEMPORARY_PREFIX)))
+        return iter(sorted(self._walk(str(base), str(base.relative_to(self.root).as_posix()))))
+
+    def _walk(self, folder: str, key: str) -> Iterator[str]:
+        """Keys of the files under `folder` (`key` its own key, "." for the root), temporary ones
+        left out; symbolic links to folders are not followed (as `Path.rglob`)."""
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                name = entry.name if key == "." else f"{key}/{entry.name}"
+                if entry.is_dir() and not entry.is_symlink():
+                    yield from self._walk(entry.path, name)
+                elif entry.is_file() and not entry.name.startswith(TEMPORARY_PREFIX):
+                    yield name
 
     def delete(self, key: str) -> None:
         try:
@@ -177,9 +206,10 @@ class LocalStorage:
             raise _os_error(f"cannot delete {key}", e) from e
 
     def list_info(self, prefix: str) -> Iterator[ObjectInfo]:
+        root = str(self.root)
         for key in self.list(prefix):
             try:
-                st = (self.root / key).stat()
+                st = os.stat(f"{root}/{key}")
             except FileNotFoundError:  # deleted since it was listed
                 continue
             yield ObjectInfo(key, st.st_size, st.st_mtime)

@@ -40,7 +40,7 @@ from dmd.generator.deploy import ARCHITECTURES, DEFAULT_ARCHITECTURE, DEFAULT_PY
 
 DISTRIBUTION = "dmd-pipeline"
 # Lambda provides boto3; the rest serve the generator, the CLI or local queries only.
-NOT_DEPLOYED = frozenset({"avro", "boto3", "botocore", "click", "jinja2", "jsonschema", "duckdb"})
+NOT_DEPLOYED = frozenset({"avro", "boto3", "botocore", "click", "jinja2", "jsonschema", "duckdb", "datafusion"})
 TARGET_FILE = "dmd/ingest/lambda_target.json"
 # The dmd packages the function imports, shipped whole; dmd.tools, dmd.generator and
 # dmd.templates serve developers only and never ship.

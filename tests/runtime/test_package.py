@@ -62,7 +62,7 @@ def test_sizes_within_targets_and_nothing_unneeded(package):
     assert result.unzipped_bytes <= 150 * 2**20
     names = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
     tops = {n.split("/")[0] for n in names}
-    for absent in ("avro", "boto3", "botocore", "jinja2", "jsonschema", "click", "duckdb"):
+    for absent in ("avro", "boto3", "botocore", "jinja2", "jsonschema", "click", "duckdb", "datafusion"):
         assert absent not in tops
     assert not any("/tests/" in n or n.endswith((".h", ".pyx", ".pxd")) for n in names)
     assert not any("flight" in n or "substrait.py" in n for n in names)
