@@ -27,6 +27,7 @@ from dmd.ingest.pipeline import process_batch
 from dmd.lake import layout
 from dmd.lake.bigfile import PartitionFile
 from dmd.lake.errordoc import ErrorDocument
+from dmd.lake.formats import FINGERPRINT_KEY
 from dmd.lake.storage import LocalStorage
 from dmd.tools.cli import main
 from dmd.tools.query import open_lake
@@ -349,3 +350,21 @@ def test_a_data_file_that_is_not_what_the_manifest_says_is_not_archived(full, tm
     assert result.exit_code == 1
     assert "NOT ARCHIVED" in result.output and "does not match the md5Checksum" in result.output
     assert f"{stats.files - 1} of {stats.files} data files" in result.output
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "avro"])
+def test_backfill_objects_record_the_schema_fingerprint(full, tmp_path, fmt):
+    """Like every container the stream writes, a backfill's records the fingerprint of the schema
+    it was written with (docs/schema-evolution.md), read here by each format's own library."""
+    root, stats = full
+    run_cli(str(export_dir(root, stats)), "--lake", str(tmp_path / "lake"), "--format", fmt)
+    paths = sorted((tmp_path / "lake" / "archive" / fmt).rglob(f"*.{fmt}"))
+    assert paths
+    for path in paths:
+        type_name = path.relative_to(tmp_path / "lake" / "archive" / fmt).parts[0]
+        if fmt == "avro":
+            with path.open("rb") as f:
+                recorded = fastavro.reader(f).metadata.get(FINGERPRINT_KEY)
+        else:
+            recorded = pq.ParquetFile(path).metadata.metadata[FINGERPRINT_KEY.encode()].decode()
+        assert recorded == REGISTRY[type_name].fingerprint != "", path
