@@ -310,15 +310,51 @@ class RunTotals:
     help="Changes per second on the table (Poisson arrivals): how much time a batch spans.",
 )
 @click.option("--out", "out", default="-", show_default=True, help="JSON-lines file to write, or - for stdout.")
+@click.option(
+    "--export-to",
+    "export_to",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Instead of events: write a DynamoDB table export of the table these changes leave, laid out as "
+    "AWS writes one (manifests, gzipped DynamoDB JSON data files) under this folder, for `dmd backfill`.",
+)
+@click.option(
+    "--export-type",
+    type=click.Choice(["full", "incremental"]),
+    default="full",
+    show_default=True,
+    help="With --export-to: a full export (the items) or an incremental one (the changes).",
+)
 def sample(
-    records: int, seed: int, bad_fraction: float, batch_size: int, bad_kinds: tuple[str, ...], rate: float, out: str
+    records: int,
+    seed: int,
+    bad_fraction: float,
+    batch_size: int,
+    bad_kinds: tuple[str, ...],
+    rate: float,
+    out: str,
+    export_to: Path | None,
+    export_type: str,
 ) -> None:
     """Write realistic Lambda Kinesis events (JSON lines) generated from the schemas: every record
     type, INSERT/MODIFY/REMOVE, optional fields sometimes absent, changes arriving at --rate per
     second from 2024-01-01; demand and notifications dated at their arrival, events and sales over
-    dates of their own."""
+    dates of their own. With --export-to, a DynamoDB table export of the same table instead."""
     from .sample import MALFORMED_KINDS, write_sample
 
+    if export_to is not None:
+        from dmd.lake.storage import LocalStorage
+
+        from .tableexport import FULL, INCREMENTAL, write_export
+
+        kind = {"full": FULL, "incremental": INCREMENTAL}[export_type]
+        stats = write_export(
+            LocalStorage(export_to), "", records=records, seed=seed, kind=kind, bad_fraction=bad_fraction
+        )
+        folder = export_to / stats.folder
+        click.echo(f"sample: {stats.items} items in {stats.files} data files ({len(stats.bad)} invalid) -> {folder}")
+        click.echo(f"archive it with: dmd backfill {folder} --lake LAKE", err=True)
+        return
     unknown = sorted(set(bad_kinds) - set(MALFORMED_KINDS))
     if unknown:
         raise click.BadParameter(f"{unknown}; known: {', '.join(MALFORMED_KINDS)}", param_hint="--bad-kind")

@@ -368,3 +368,20 @@ def test_backfill_objects_record_the_schema_fingerprint(full, tmp_path, fmt):
         else:
             recorded = pq.ParquetFile(path).metadata.metadata[FINGERPRINT_KEY.encode()].decode()
         assert recorded == REGISTRY[type_name].fingerprint != "", path
+
+
+def test_dmd_sample_writes_an_export_dmd_backfill_archives(tmp_path):
+    """The way to try a backfill without AWS: `dmd sample --export-to`, then the command it prints."""
+    result = CliRunner().invoke(
+        main,
+        ["sample", "--records", "400", "--seed", "5", "--bad-fraction", "0.05", "--export-to", str(tmp_path / "x")],
+    )
+    assert result.exit_code == 0, result.output
+    printed = result.output.split("dmd backfill ", 1)[1].split()[0]
+    folder = Path(printed)
+    items = sum(json.loads(line)["itemCount"] for line in (folder / "manifest-files.json").read_text().splitlines())
+    run_cli(str(folder), "--lake", str(tmp_path / "lake"))
+    archived = len(data_rows(tmp_path / "lake"))
+    errors = sum(len(doc.entries) for doc in error_documents(tmp_path / "lake"))
+    assert archived > 0 and errors > 0
+    assert archived + errors == items
