@@ -178,11 +178,12 @@ def parse_exact(
     type_name = type_av.get("S") if type(type_av) is dict else None
     spec = registry.get(type_name) if type(type_name) is str else None
     if spec is None:
-        shown = repr(type_name[:40]) if type(type_name) is str else "missing or not an 'S' attribute"
-        return ArchiveError(
-            f"{where}.type: {shown} is not a registered record type ({', '.join(sorted(registry))})",
-            (source,),
-        )
+        registered = ", ".join(sorted(registry))
+        if type(type_name) is str:
+            reason = f"{type_name[:40]!r} is not a registered record type ({registered})"
+        else:  # absent, or not a string attribute: no value to name
+            reason = f"missing or not a string ('S') attribute; the registered record types are {registered}"
+        return ArchiveError(f"{where}.type: {reason}", (source,))
     precision = ddb.get("ApproximateCreationDateTimePrecision", DEFAULT_PRECISION)
     when = change_time(ddb.get("ApproximateCreationDateTime"), precision, source.source)
     if type(when) is str:
