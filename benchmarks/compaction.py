@@ -3,7 +3,7 @@ both formats; objects, bytes, throughput, peak memory, CPU against ingest, and q
 
     .venv/bin/python benchmarks/compaction.py                     # 200,000 records (the issue's run)
     .venv/bin/python benchmarks/compaction.py --records 20000     # a quick check
-    .venv/bin/python benchmarks/compaction.py --ingest-only       # without `dmd compact`: ingest and queries
+    .venv/bin/python benchmarks/compaction.py --ingest-only       # ingest and query times only
     .venv/bin/python benchmarks/compaction.py --lake lake         # compact an existing lake (make demo)
 
 Every step runs the `dmd` command as a child process, as a user would (`dmd sample`, `dmd run`,
@@ -40,10 +40,6 @@ QUERIES = {
 }
 TARGET_OBJECTS_RATIO, TARGET_QUERY_SPEEDUP, TARGET_RSS_MB = 50, 10, 512
 TARGET_CPU_SHARE = {"avro": 0.5, "parquet": 1.0}
-
-
-class CompactMissing(RuntimeError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -104,11 +100,6 @@ def run(args: Sequence[str], cwd: Path | None = None) -> Run:
     return Run(wall, cpu, max_rss_kb / 1024, result.stdout)
 
 
-def compact_available() -> bool:
-    result = subprocess.run([DMD, "compact", "--help"], capture_output=True, text=True, check=False)
-    return result.returncode == 0
-
-
 def lake_stats(lake: Path, prefix: str = PREFIX) -> LakeStats:
     """Data objects (what Athena would read: names not starting with `_` or `.`), their bytes, and
     the rows DuckDB reads from them."""
@@ -155,12 +146,7 @@ def ingest(events: Path, lake: Path, fmt: str) -> Run:
     return run([DMD, "run", str(events), "--lake", str(lake), "--format", fmt])
 
 
-MISSING = "`dmd compact` is not available in this installation: the compactor (issue 12 item 1) is not merged yet"
-
-
 def compact(lake: Path, options: Sequence[str] = ("--min-age", "0", "--all")) -> Run:
-    if not compact_available():
-        raise CompactMissing(f"{MISSING}. Run with --ingest-only to measure ingest and query times alone.")
     return run([DMD, "compact", "--lake", str(lake), "--prefix", PREFIX, *options])
 
 
@@ -262,16 +248,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--formats", default="parquet,avro")
     p.add_argument("--seed", type=int, default=6)
     p.add_argument("--rounds", type=int, default=3, help="query rounds (median)")
-    p.add_argument("--ingest-only", action="store_true", help="skip compaction (before `dmd compact` exists)")
+    p.add_argument("--ingest-only", action="store_true", help="skip compaction: ingest and query times only")
     p.add_argument("--work", type=Path, help="working folder (default: a temporary one, removed after)")
     p.add_argument("--lake", type=Path, help="only compact this existing local lake, before/after (make demo)")
     p.add_argument("--compact-options", default="--min-age 0", help="`dmd compact` options with --lake")
     args = p.parse_args(argv)
 
-    if not args.ingest_only and not compact_available():
-        hint = "" if args.lake else "; rerun with --ingest-only to measure ingest and queries alone"
-        print(f"benchmarks/compaction.py: {MISSING}{hint}.", file=sys.stderr)
-        return 2
     if args.lake:
         print(compact_in_place(args.lake, args.compact_options.split(), args.rounds))
         return 0

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from crashing import Crash, CrashingStorage
 
 from dmd.generated import REGISTRY
 from dmd.ingest.backfill import Plan, backfill_file, check_plan, open_export
@@ -24,35 +25,6 @@ from dmd.tools.tableexport import FULL, write_export
 
 SETTINGS = Settings()
 PLAN = Plan.of(SETTINGS, 8 * 1024, 100)  # small parts, frequent appends: many writes to stop at
-
-
-class Crash(BaseException):
-    """Stops a run like a kill: nothing in the backfill catches it."""
-
-
-class CrashingStorage(LocalStorage):
-    """Raises Crash at the n-th write (n counted from 1)."""
-
-    def __init__(self, root: Path, at: int) -> None:
-        super().__init__(root)
-        self.at, self.calls = at, 0
-
-    def _step(self) -> None:
-        self.calls += 1
-        if self.calls == self.at:
-            raise Crash(self.calls)
-
-    def put(self, key, body, content_type):
-        self._step()
-        return super().put(key, body, content_type)
-
-    def put_file(self, key, path, content_type):
-        self._step()
-        return super().put_file(key, path, content_type)
-
-    def put_if_absent(self, key, body, content_type):
-        self._step()
-        return super().put_if_absent(key, body, content_type)
 
 
 def run(export_folder: Path, storage: LocalStorage) -> None:

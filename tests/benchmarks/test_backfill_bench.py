@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
+from benchmod import load
 
 
 def test_the_backfill_benchmark_prints_items_per_second_per_worker_count(capsys):
-    spec = importlib.util.spec_from_file_location("dmd_bench_backfill", ROOT / "benchmarks" / "backfill.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    module = load("backfill")
     module.main(["--records", "300", "--files", "2", "--formats", "avro", "--workers", "1,2"])
     out = capsys.readouterr().out
     assert "gzipped data files" in out

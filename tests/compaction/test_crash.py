@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from crashing import Crash, CrashingStorage
 from lakes import data_keys, rows_by_partition, write_lake
 
 from dmd.generated import REGISTRY
@@ -24,35 +25,6 @@ from dmd.lake.storage import LocalStorage
 NOW = Options(min_age=0, scan_all=True)
 ONE_TYPE = Options(min_age=0, scan_all=True, types=frozenset(sorted(REGISTRY)[:1]))  # fewer partitions, same steps
 STATE = layout.DEFAULT_STATE_PREFIX
-
-
-class Crash(BaseException):
-    """Stops a run like a kill: no handler of the compactor catches it."""
-
-
-class CrashingStorage(LocalStorage):
-    """Raises Crash at the n-th write or delete (n counted from 1)."""
-
-    def __init__(self, root: Path, at: int) -> None:
-        super().__init__(root)
-        self.at, self.calls = at, 0
-
-    def _step(self) -> None:
-        self.calls += 1
-        if self.calls == self.at:
-            raise Crash(self.calls)
-
-    def put(self, key, body, content_type):
-        self._step()
-        return super().put(key, body, content_type)
-
-    def put_file(self, key, path, content_type):
-        self._step()
-        return super().put_file(key, path, content_type)
-
-    def delete(self, key):
-        self._step()
-        return super().delete(key)
 
 
 def once(before: dict[str, Counter[str]], types: frozenset[str] | None = None) -> dict[str, Counter[str]]:
