@@ -252,9 +252,9 @@ def test_an_incremental_export_is_archived_as_the_changes_it_holds(tmp_path, vie
         removed = [r for r in rows if r["cdc"]["operation"] == "REMOVE"]
         assert all(r["isDeleted"] and r["date"]["deleted"] == r["cdc"]["changeTime"] for r in removed)
         # PII redacted as for any REMOVE
-        pii = [f.path for f in REGISTRY["demand"].fields if f.pii]
-        for r in (r for r in removed if r["type"] == "demand"):
-            for path in pii:
+        pii = {name: [f.path for f in spec.fields if f.pii] for name, spec in REGISTRY.items()}
+        for r in removed:
+            for path in pii[r["type"]]:
                 value = r
                 for part in path.split("."):
                     value = value.get(part) if isinstance(value, dict) else None

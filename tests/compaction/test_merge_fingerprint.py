@@ -20,26 +20,28 @@ from dmd.lake.read import fingerprint_of, read_rows
 from dmd.lake.storage import LocalStorage
 from dmd.tools.sample import sample
 
-TYPE = "demand"
 
-
-def records() -> list:
+def records() -> tuple[str, list]:
+    """(a record type, its records of a sample): the type with the most, whatever the schemas."""
     event = {"Records": [r for e in sample(200, seed=5, batch_size=200)[0] for r in e["Records"]]}
     groups, _ = parse_batch(decode_event(event), registry=REGISTRY, settings=Settings())
-    return [p.record for (type_name, _), items in groups.items() if type_name == TYPE for p in items]
+    by_type: dict[str, list] = {}
+    for (type_name, _), items in groups.items():
+        by_type.setdefault(type_name, []).extend(p.record for p in items)
+    return max(by_type.items(), key=lambda item: len(item[1]))
 
 
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
 def test_merge_keeps_the_fingerprint_and_leaves_another_version_alone(tmp_path, fmt):
-    spec = REGISTRY[TYPE]
+    type_name, rows = records()
+    spec = REGISTRY[type_name]
     other = dataclasses.replace(spec, fingerprint="0" * 64)  # the same columns, another recorded version
-    rows = records()
     thirds = [rows[i::3] for i in range(3)]
     storage = LocalStorage(tmp_path / "lake")
     keys = []
     for i, (version, group) in enumerate(zip((spec, other, spec), thirds, strict=True)):
         arrival = datetime(2024, 5, 1, tzinfo=UTC) + timedelta(seconds=i)
-        key = layout.data_key("archive", FORMATS[fmt], TYPE, date(2024, 5, 1), arrival, layout.object_id(str(i)))
+        key = layout.data_key("archive", FORMATS[fmt], type_name, date(2024, 5, 1), arrival, layout.object_id(str(i)))
         storage.put(key, FORMATS[fmt].encode(version, group, FORMATS[fmt].default_codec), FORMATS[fmt].content_type)
         keys.append(key)
     sizes = [len(storage.get(k)) for k in keys]
