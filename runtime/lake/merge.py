@@ -16,7 +16,6 @@ again, as an identical row); two different changes sharing a sequence number are
 
 from __future__ import annotations
 
-import binascii
 import hashlib
 import io
 import json
@@ -27,6 +26,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from dmd.support import avrowire
 
 from .formats import FINGERPRINT_KEY
 from .read import parquet_fingerprint
@@ -168,17 +169,6 @@ class _Sources:
 # --- Avro ---------------------------------------------------------------------------------------
 
 
-def _read_long(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
-    n = shift = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        n |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return (n >> 1) ^ -(n & 1), pos
-        shift += 7
-
-
 @dataclass
 class _AvroBlock:
     source: int
@@ -187,60 +177,6 @@ class _AvroBlock:
     raw: bytes  # as compressed in the source
     datums: bytes = b""  # decompressed
     seqs: list[str] = field(default_factory=list)  # its rows' sequence numbers
-
-
-@dataclass
-class _AvroContainer:
-    schema: bytes  # as written
-    codec: str
-    fingerprint: str | None  # of the schema it was written with (dmd.lake.formats.FINGERPRINT_KEY)
-    blocks: list[tuple[int, int, int]]  # (count, start, end) of each block's data in the body
-
-
-def _avro_container(body: bytes) -> _AvroContainer:
-    """The header and block layout of an Object Container File, checked (magic, metadata, each
-    block's sync marker); its data is neither decompressed nor decoded. fastavro would parse the
-    writer schema of every source: that was most of the cost of merging files of a few rows."""
-    from dmd.support import avrowire
-
-    if body[:4] != avrowire.MAGIC:
-        raise ValueError("not an Avro Object Container File")
-    view = memoryview(body)
-    meta: dict[bytes, bytes] = {}
-    pos = 4
-    while True:
-        n, pos = _read_long(view, pos)
-        if n == 0:
-            break
-        if n < 0:  # a map block with its byte size
-            n = -n
-            _, pos = _read_long(view, pos)
-        for _ in range(n):
-            k, pos = _read_long(view, pos)
-            key = body[pos : pos + k]
-            v, pos = _read_long(view, pos + k)
-            meta[key] = body[pos : pos + v]
-            pos += v
-    sync = body[pos : pos + avrowire.SYNC_SIZE]
-    pos += avrowire.SYNC_SIZE
-    if b"avro.schema" not in meta or len(sync) != avrowire.SYNC_SIZE:
-        raise ValueError("no writer schema in the header")
-    blocks = []
-    while pos < len(body):
-        count, pos = _read_long(view, pos)
-        size, pos = _read_long(view, pos)
-        end = pos + size
-        if count < 0 or size < 0 or body[end : end + avrowire.SYNC_SIZE] != sync:
-            raise ValueError(f"block at byte {pos} is damaged (its sync marker does not match)")
-        blocks.append((count, pos, end))
-        pos = end + avrowire.SYNC_SIZE
-    fingerprint = meta.get(FINGERPRINT_KEY.encode())
-    return _AvroContainer(
-        meta[b"avro.schema"],
-        meta.get(b"avro.codec", b"null").decode(),
-        fingerprint.decode() if fingerprint is not None else None,
-        blocks,
-    )
 
 
 @cache
@@ -264,8 +200,6 @@ def _avro_seqs(schema: bytes, blocks: Sequence[_AvroBlock]) -> None:
     """Fill each block's `seqs`: one fastavro pass over the blocks of many sources (a container
     of their decompressed data, block boundaries kept), reading only `cdc.sequenceNumber`."""
     import fastavro
-
-    from dmd.support import avrowire
 
     sync = bytes(avrowire.SYNC_SIZE)
     buf = bytearray(avrowire.header(schema, "null", sync))
@@ -293,8 +227,6 @@ def _avro_rows(body: bytes) -> list[dict[str, Any]]:
 
 
 def _compress(codec: str, data: bytes) -> bytes:
-    from dmd.support import avrowire
-
     if codec in avrowire.COMPRESSORS:
         return avrowire.COMPRESSORS[codec](data)
     if codec == "zstandard":
@@ -304,28 +236,6 @@ def _compress(codec: str, data: bytes) -> bytes:
     raise MergeError(f"unknown Avro codec {codec!r}")
 
 
-def _decompress(codec: str, data: bytes) -> bytes:
-    """A block's data as the Avro specification's codecs compress it."""
-    if codec == "null":
-        return data
-    if codec == "deflate":
-        try:
-            from isal import isal_zlib as zlib  # ISA-L: a third of zlib's CPU
-        except ImportError:
-            import zlib
-        return zlib.decompress(data, -15)
-    import cramjam
-
-    if codec == "snappy":  # then a CRC-32 of the uncompressed data, big-endian
-        out = bytes(cramjam.snappy.decompress_raw(data[:-4]))
-        if binascii.crc32(out).to_bytes(4, "big") != data[-4:]:
-            raise ValueError("snappy block fails its CRC check")
-        return out
-    if codec == "zstandard":
-        return bytes(cramjam.zstd.decompress(data))
-    raise ValueError(f"unknown Avro codec {codec!r}")
-
-
 def _seq(row: dict[str, Any]) -> str:
     cdc = row.get("cdc")
     return (cdc.get("sequenceNumber") if isinstance(cdc, dict) else None) or ""
@@ -333,8 +243,6 @@ def _seq(row: dict[str, Any]) -> str:
 
 class _AvroWriter:
     def __init__(self, out: io.BufferedWriter, schema: bytes, codec: str, sync: bytes, fingerprint: str | None) -> None:
-        from dmd.support import avrowire
-
         self.out, self.schema, self.codec, self.sync, self.fingerprint = out, schema, codec, sync, fingerprint
         out.write(avrowire.header(schema, codec, sync, _fingerprint_metadata(fingerprint)))
         self.buffer = bytearray()
@@ -408,13 +316,13 @@ def merge_avro(
     with out_path.open("wb") as out:
         for index, key, body in fetch_all(storage, keys, sizes, parallel):
             try:
-                container = _avro_container(body)
+                container = avrowire.read_container(body)
             except Exception as e:  # not a container we can read: leave it where it is
                 merged.excluded.append((key, f"unreadable Avro container: {e}"))
                 continue
             if writer is None:
-                writer = _AvroWriter(out, container.schema, codec or container.codec, sync, container.fingerprint)
-            elif container.schema != writer.schema or container.fingerprint != writer.fingerprint:
+                writer = _AvroWriter(out, container.schema, codec or container.codec, sync, _fingerprint(container))
+            elif container.schema != writer.schema or _fingerprint(container) != writer.fingerprint:
                 # blocks are copied only between containers of one schema and fingerprint
                 merged.excluded.append((key, "another writer schema"))
                 continue
@@ -426,7 +334,7 @@ def merge_avro(
             for count, start, end in container.blocks:
                 raw = body[start:end]
                 try:
-                    datums = _decompress(container.codec, raw)
+                    datums = avrowire.decompress(container.codec, raw)
                 except Exception as e:
                     raise MergeError(f"{key}: cannot decompress a block: {e}") from e
                 pending.append(_AvroBlock(index, row, count, raw, datums))
@@ -478,6 +386,12 @@ def _parquet_seqs(table: Any) -> list[str]:
     except (KeyError, ValueError, TypeError):
         return [""] * table.num_rows
     return [s or "" for s in seqs] if None in seqs else seqs
+
+
+def _fingerprint(container: avrowire.Container) -> str | None:
+    """The schema fingerprint an Avro source recorded (None: written before containers did)."""
+    value = container.metadata.get(FINGERPRINT_KEY.encode())
+    return value.decode() if value is not None else None
 
 
 def _fingerprint_metadata(fingerprint: str | None) -> dict[str, str]:

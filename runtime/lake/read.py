@@ -7,7 +7,9 @@ from __future__ import annotations
 import io
 from typing import Any
 
-AVRO_MAGIC = b"Obj\x01"
+from dmd.support import avrowire
+
+AVRO_MAGIC = avrowire.MAGIC
 PARQUET_MAGIC = b"PAR1"
 
 

@@ -164,12 +164,12 @@ def _avro_blocks(body: bytes) -> list[bytes]:
     """Each block's compressed data as stored."""
     import fastavro
 
-    from dmd.lake.merge import _read_long
+    from dmd.support.avrowire import read_long
 
     out = []
     for block in fastavro.block_reader(io.BytesIO(body)):
-        _, pos = _read_long(body, block.offset)
-        size, pos = _read_long(body, pos)
+        _, pos = read_long(body, block.offset)
+        size, pos = read_long(body, pos)
         out.append(body[pos : pos + size])
     return out
 

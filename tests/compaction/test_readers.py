@@ -19,7 +19,13 @@ from dmd.tools.query import open_lake
 
 
 class RemoteLike(LocalStorage):
-    """A local lake with a network round trip's latency per request, as S3 has."""
+    """A local lake with a network round trip's latency per request, as S3 has; with `reader`,
+    the first delete waits until a reader has looked (the lake whole, the views) after the
+    compaction began, so readers look mid-compaction however fast it is."""
+
+    def __init__(self, root, reader: threading.Event | None = None) -> None:
+        super().__init__(root)
+        self.reader = reader
 
     def put_file(self, key, path, content_type):
         time.sleep(0.01)
@@ -27,6 +33,9 @@ class RemoteLike(LocalStorage):
 
     def delete(self, key):
         time.sleep(0.01)
+        if self.reader is not None:  # the first deletion only: readers then look mid-compaction
+            self.reader.wait(timeout=30.0)
+            self.reader = None
         return super().delete(key)
 
 
@@ -56,11 +65,11 @@ def test_readers_never_miss_a_row_and_current_views_hold_during_compaction(tmp_p
     before = snapshot(storage)
     assert before is not None
     views_before = current(tmp_path)
-    done = threading.Event()
+    done, looked = threading.Event(), threading.Event()
     result = {}
 
     def run() -> None:
-        result["report"] = compact(RemoteLike(tmp_path), Options(min_age=0, scan_all=True))
+        result["report"] = compact(RemoteLike(tmp_path, looked), Options(min_age=0, scan_all=True))
         done.set()
 
     thread = threading.Thread(target=run)
@@ -77,6 +86,7 @@ def test_readers_never_miss_a_row_and_current_views_hold_during_compaction(tmp_p
         if views is not None:
             views_checked += 1
             assert views == views_before
+        looked.set()
     thread.join()
     report = result["report"]
     assert report.ok and report.done

@@ -92,7 +92,7 @@ def test_avro_source_with_a_wrong_row_count_is_not_merged(tmp_path):
     extra bytes would decode as another row and shift the rest. The read-back sees it."""
     import fastavro
 
-    from dmd.lake.merge import _read_long
+    from dmd.support.avrowire import read_long
 
     storage = LocalStorage(tmp_path)
     write_lake(storage, "avro", 300, seed=4, retries=0)
@@ -103,7 +103,7 @@ def test_avro_source_with_a_wrong_row_count_is_not_merged(tmp_path):
     key = next(k for k, nxt in itertools.pairwise(keys) if counts[k] >= 2 and layout.folder(k) == layout.folder(nxt))
     body = storage.get(key)
     block = next(iter(fastavro.block_reader(io.BytesIO(body))))
-    count, pos = _read_long(body, block.offset)
+    count, pos = read_long(body, block.offset)
     assert count < 64  # one varint byte: the same length after the change
     (tmp_path / key).write_bytes(body[: block.offset] + bytes([(count - 1) << 1]) + body[pos:])
     before[layout.folder(key)] = rows_by_partition(storage)[layout.folder(key)]  # as readers see it
