@@ -14,6 +14,10 @@ journal entry, then lists the partition once: only objects listed then are merge
 a writer adds meanwhile are left for a later run. Objects younger than `min_age` or at least
 `LEFT_ALONE` of the target size are left alone; the rest, in key order (keys start with the
 arrival stamp), are cut into groups of at most `target_size` bytes, each merged into one object.
+A group's rows whose change is already in one of the partition's big objects (a retry arriving
+after that object was made) are dropped: after merging, the big objects' identity columns are
+read and, if any of the group's sequence numbers is among them, the group is merged again
+without those rows. Big objects are only read: never a source, never in the journal.
 
 One merge, crash-safe at every step:
   1. journal entry `planned` (sources -> target) is put;
@@ -33,7 +37,7 @@ import contextlib
 import hashlib
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -312,12 +316,13 @@ class Compactor:
             folder = layout.partition_prefix(o.prefix, p.format, p.type_name, p.day)
             infos = [i for i in self.storage.list_info(folder) if layout.parse_data_key(i.key, o.prefix)]
             infos = [i for i in infos if i.key.endswith("." + fmt.extension)]
+            big = [i.key for i in infos if i.size >= o.target_size * LEFT_ALONE]
             settled = True
             for group in plan(infos, o, now):
                 if self._over_budget(started):
                     self.report.deferred.append(str(p))
                     return False
-                settled = self._merge(p, group, lease) and settled
+                settled = self._merge(p, group, lease, big) and settled
             return settled
         finally:
             if lease is not None:
@@ -332,7 +337,22 @@ class Compactor:
         assert parsed is not None
         return target, parsed
 
-    def _merge(self, p: Partition, group: list[ObjectInfo], lease: Lease | None) -> bool:
+    def _in_big(self, p: Partition, big: Sequence[str], seen: dict[int, Any], tmp: Path) -> frozenset[merge.Identity]:
+        """The changes in objects `big` whose sequence number a merge kept (`seen`: their
+        hashes): only their identity columns are read, one object at a time."""
+        found: set[merge.Identity] = set()
+        path = tmp / "big"
+        for key in big:
+            self.storage.get_file(key, path)
+            try:
+                for chunk in merge.identities(p.format, path):
+                    found.update(i for i in chunk if hash(i[0]) in seen)
+            except Exception:  # an object we cannot read: its twins stay, as before
+                pass
+            path.unlink()
+        return frozenset(found)
+
+    def _merge(self, p: Partition, group: list[ObjectInfo], lease: Lease | None, big: Sequence[str] = ()) -> bool:
         o = self.options
         sources = [i.key for i in group]
         target, target_key = self._target(p, sources)
@@ -350,6 +370,10 @@ class Compactor:
                 sync = hashlib.sha256(target.encode()).digest()[:16]
                 sizes = [i.size for i in group]
                 merged = merge.merge(p.format, storage, sources, sizes, out, o.codec, sync, self.parallel)
+                settled = self._in_big(p, big, merged.seen, Path(tmp)) if merged.consumed else frozenset()
+                merged.seen = {}  # the duplicate index: not needed any more
+                if settled:  # rare (a retry after its twin was merged): merged again without them
+                    merged = merge.merge(p.format, storage, sources, sizes, out, o.codec, sync, self.parallel, settled)
                 report.excluded = merged.excluded
                 report.rows, report.dropped = merged.rows, merged.dropped
                 if not merged.consumed:

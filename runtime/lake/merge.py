@@ -12,6 +12,8 @@ large files (dictionaries and statistics on, row groups of up to `ROW_GROUP_ROWS
 Duplicates: a row is dropped only if an earlier kept row of the same merge has the same
 sequence number and is equal in every column (a partial-batch retry archives the same change
 again, as an identical row); two different changes sharing a sequence number are both kept.
+A row whose change (`cdc.sequenceNumber` and `cdc.eventId`) is already in an object the merge
+leaves alone (`settled`, from `identities`) is dropped too: dmd.lake.compact finds those.
 """
 
 from __future__ import annotations
@@ -58,6 +60,17 @@ class Merged:
     consumed: list[str] = field(default_factory=list)  # the sources merged (only these may be deleted)
     excluded: list[tuple[str, str]] = field(default_factory=list)  # (source, why it was left alone)
     bytes_in: int = 0
+    seen: dict[int, Any] = field(default_factory=dict)  # hash(seq) of the kept rows (Dedupe.seen)
+
+
+Identity = tuple[str, str]  # a change: (cdc.sequenceNumber, cdc.eventId)
+
+
+def identity(row: dict[str, Any]) -> Identity:
+    cdc = row.get("cdc")
+    if not isinstance(cdc, dict):
+        return ("", "")
+    return (cdc.get("sequenceNumber") or "", cdc.get("eventId") or "")
 
 
 def digest_update(h: Any, seqs: Sequence[str]) -> None:
@@ -80,8 +93,10 @@ class Dedupe:
     """Sequence numbers seen so far (by hash, ~100 bytes a row) and where their rows are; the
     earlier row is read again (`row_at`) only when a sequence number comes back."""
 
-    def __init__(self, row_at: Callable[[int, int], Any]) -> None:
+    def __init__(self, row_at: Callable[[int, int], Any], settled: frozenset[Identity] = frozenset()) -> None:
         self.row_at = row_at
+        self.settled = settled  # changes already in objects left alone: rows of theirs are dropped
+        self.settled_seqs = {seq for seq, _ in settled}
         self.seen: dict[int, Any] = {}  # hash(seq) -> position or [positions]
         self.dropped = 0
         self.digest = hashlib.sha256()
@@ -95,6 +110,9 @@ class Dedupe:
         base = (source << 32) | first
         dropped: list[int] = []
         for i, seq in enumerate(seqs):
+            if seq in self.settled_seqs and identity(row(first + i)) in self.settled:
+                dropped.append(i)
+                continue
             h = hash(seq)
             prev = seen.get(h)
             if prev is None:
@@ -180,16 +198,17 @@ class _AvroBlock:
 
 
 @cache
-def _projection(schema: bytes) -> Any:
-    """A reader schema of only `cdc.sequenceNumber` for writer schema `schema` (fastavro then
-    skips the other fields instead of building values: a third less CPU), or None."""
+def _projection(schema: bytes, fields: tuple[str, ...] = ("sequenceNumber",)) -> Any:
+    """A reader schema of only `cdc.sequenceNumber` (or the other `cdc` fields `fields`) for
+    writer schema `schema` (fastavro then skips the other fields instead of building values:
+    a third less CPU), or None."""
     import fastavro
 
     ws = json.loads(schema)
     cdc = next((f for f in ws.get("fields", ()) if f.get("name") == "cdc"), None)
     if cdc is None or not isinstance(cdc["type"], dict) or cdc["type"].get("type") != "record":
         return None
-    inner = dict(cdc["type"], fields=[f for f in cdc["type"]["fields"] if f["name"] == "sequenceNumber"])
+    inner = dict(cdc["type"], fields=[f for f in cdc["type"]["fields"] if f["name"] in fields])
     if not inner["fields"]:
         return None
     projected = {k: v for k, v in ws.items() if k in ("type", "name", "namespace")}
@@ -283,12 +302,13 @@ def merge_avro(
     codec: str | None,
     sync: bytes,
     parallel: bool,
+    settled: frozenset[Identity] = frozenset(),
 ) -> Merged:
     import fastavro
 
     merged = Merged()
     sources = _Sources(storage, keys, _avro_rows)
-    dedupe = Dedupe(sources.row)
+    dedupe = Dedupe(sources.row, settled)
     writer: _AvroWriter | None = None
     codecs: dict[int, str] = {}  # of the sources with blocks pending
     pending: list[_AvroBlock] = []  # blocks whose rows are decoded together
@@ -347,6 +367,7 @@ def merge_avro(
         if writer is not None:
             writer.flush()
     merged.rows, merged.dropped, merged.digest = dedupe.kept, dedupe.dropped, dedupe.digest.hexdigest()
+    merged.seen = dedupe.seen
     return merged
 
 
@@ -364,6 +385,17 @@ def verify_avro(path: Path) -> tuple[int, str]:
         projection = _projection(fastavro.reader(f).metadata["avro.schema"].encode())
     with path.open("rb") as f:
         return sequence_digest([_seq(r) for r in block] for block in fastavro.block_reader(f, reader_schema=projection))
+
+
+def avro_identities(path: Path) -> Iterator[list[Identity]]:
+    """The changes in an Avro container, a block at a time, decoding only their identity."""
+    import fastavro
+
+    with path.open("rb") as f:
+        projection = _projection(fastavro.reader(f).metadata["avro.schema"].encode(), ("sequenceNumber", "eventId"))
+    with path.open("rb") as f:
+        for block in fastavro.block_reader(f, reader_schema=projection):
+            yield [identity(r) for r in block]
 
 
 # --- Parquet ---------------------------------------------------------------------------------------
@@ -440,6 +472,7 @@ def merge_parquet(
     codec: str | None,
     sync: bytes,
     parallel: bool,
+    settled: frozenset[Identity] = frozenset(),
 ) -> Merged:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -449,7 +482,7 @@ def merge_parquet(
     arrow_memory()
     merged = Merged()
     sources = _Sources(storage, keys, _parquet_rows)
-    dedupe = Dedupe(sources.row)
+    dedupe = Dedupe(sources.row, settled)
     writer: Any = None
     schema: Any = None
     fingerprint: str | None = None
@@ -528,6 +561,7 @@ def merge_parquet(
         if writer is not None:
             writer.close()
     merged.rows, merged.dropped, merged.digest = dedupe.kept, dedupe.dropped, dedupe.digest.hexdigest()
+    merged.seen = dedupe.seen
     return merged
 
 
@@ -545,18 +579,37 @@ def verify_parquet(path: Path) -> tuple[int, str]:
     return sequence_digest(_parquet_seqs(b) for b in f.iter_batches(columns=columns, batch_size=PARQUET_BATCH_ROWS))
 
 
+def parquet_identities(path: Path) -> Iterator[list[Identity]]:
+    """The changes in a Parquet file, a batch at a time, reading only their identity columns."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    f = pq.ParquetFile(str(path))
+    cdc = f.schema_arrow.field("cdc").type if "cdc" in f.schema_arrow.names else None
+    if not isinstance(cdc, pa.StructType) or cdc.get_field_index("sequenceNumber") < 0:
+        return
+    names = [n for n in ("sequenceNumber", "eventId") if cdc.get_field_index(n) >= 0]
+    for batch in f.iter_batches(columns=[f"cdc.{n}" for n in names], batch_size=PARQUET_BATCH_ROWS):
+        column = batch.column("cdc")
+        values = [pc.struct_field(column, n).to_pylist() for n in names]
+        eids = values[1] if len(values) > 1 else [""] * batch.num_rows
+        yield [(s or "", e or "") for s, e in zip(values[0], eids, strict=True)]
+
+
 @dataclass(frozen=True)
 class Merger:
     """How one format's containers are merged and a merged one read back; a format's row in
     `dmd.lake.formats` names its Merger here (`LakeFormat.merger`)."""
 
-    # (storage, keys, sizes, out_path, codec, sync, parallel) -> Merged
-    merge: Callable[[Storage, Sequence[str], Sequence[int], Path, str | None, bytes, bool], Merged]
+    # (storage, keys, sizes, out_path, codec, sync, parallel, settled) -> Merged
+    merge: Callable[..., Merged]
     verify: Callable[[Path], tuple[int, str]]  # (rows, digest of their sequence numbers in order)
+    identities: Callable[[Path], Iterator[list[Identity]]]  # the changes in a container, in chunks
 
 
-AVRO_MERGER = Merger(merge_avro, verify_avro)
-PARQUET_MERGER = Merger(merge_parquet, verify_parquet)
+AVRO_MERGER = Merger(merge_avro, verify_avro, avro_identities)
+PARQUET_MERGER = Merger(merge_parquet, verify_parquet, parquet_identities)
 
 
 def _merger(fmt: str) -> Merger:
@@ -574,11 +627,18 @@ def merge(
     codec: str | None,
     sync: bytes,
     parallel: bool,
+    settled: frozenset[Identity] = frozenset(),
 ) -> Merged:
-    """Merge `keys` (listed with `sizes`) into the file `out_path`."""
-    return _merger(fmt).merge(storage, keys, sizes, out_path, codec, sync, parallel)
+    """Merge `keys` (listed with `sizes`) into the file `out_path`, dropping rows of the
+    changes in `settled`."""
+    return _merger(fmt).merge(storage, keys, sizes, out_path, codec, sync, parallel, settled)
 
 
 def verify(fmt: str, path: Path) -> tuple[int, str]:
     """(rows, digest of their sequence numbers in order) of a merged object, read back."""
     return _merger(fmt).verify(path)
+
+
+def identities(fmt: str, path: Path) -> Iterator[list[Identity]]:
+    """The changes (sequence number, event id) in a container of format `fmt`, in chunks."""
+    return _merger(fmt).identities(path)
