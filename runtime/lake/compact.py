@@ -15,9 +15,11 @@ a writer adds meanwhile are left for a later run. Objects younger than `min_age`
 `LEFT_ALONE` of the target size are left alone; the rest, in key order (keys start with the
 arrival stamp), are cut into groups of at most `target_size` bytes, each merged into one object.
 A group's rows whose change is already in one of the partition's big objects (a retry arriving
-after that object was made) are dropped: after merging, the big objects' identity columns are
-read and, if any of the group's sequence numbers is among them, the group is merged again
-without those rows. Big objects are only read: never a source, never in the journal.
+after that object was made) are dropped: after merging, the kept sequence numbers' hashes are
+compared with the big objects' identity indexes (dmd.lake.identity) and, if an object may hold
+one of them, its identity columns are read and the group merged again without the rows of the
+changes found there. Big objects are only read: never a source, never in the journal; a merged
+object big enough to be left alone gets its index once its journal entry is `verified`.
 
 One merge, crash-safe at every step:
   1. journal entry `planned` (sources -> target) is put;
@@ -37,13 +39,13 @@ import contextlib
 import hashlib
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from . import layout, merge
+from . import identity, layout, merge
 from .formats import FORMATS
 from .state import PLANNED, VERIFIED, JournalEntry, Lease, Partition, acquire, owner_id, read_touched
 from .storage import ObjectInfo, Storage, StorageError
@@ -93,6 +95,8 @@ class MergeReport:
     bytes_in: int = 0
     bytes_out: int = 0
     excluded: list[tuple[str, str]] = field(default_factory=list)
+    # big objects of the partition whose rows could not be compared with the merge's (unreadable)
+    unchecked: list[tuple[str, str]] = field(default_factory=list)
     error: str = ""
     # seconds from the merged object's put to the last source's deletion: while readers may
     # see the merged rows twice (in the merged object and in a source not deleted yet)
@@ -142,6 +146,7 @@ class Report:
             "bytes_out": sum(m.bytes_out for m in done),
             "failed": [{"target": m.target, "error": m.error} for m in self.failed],
             "excluded": [{"key": k, "reason": r} for m in done for k, r in m.excluded],
+            "unchecked": [{"key": k, "reason": r} for k, r in sorted({u for m in done for u in m.unchecked})],
             "recovered": self.recovered,
             "stuck": self.stuck,
             "busy": self.busy,
@@ -176,7 +181,9 @@ class Report:
             lines.append(f"  {mark}{m.partition}: {len(m.sources)} objects -> {m.target.rpartition('/')[2]}")
             if m.error:
                 lines.append(f"    {m.error}")
+        unchecked = [f"{u['key']}: {u['reason']}" for u in d["unchecked"]]
         for name, items in (
+            ("big objects not checked for twins of merged rows (unreadable)", unchecked),
             ("recovered from the journal", self.recovered),
             ("STUCK (see the journal entry)", self.stuck),
             ("busy (another compactor holds them)", self.busy),
@@ -223,6 +230,7 @@ class Compactor:
         self.parallel = getattr(storage, "max_parallel_puts", 8) > 1 and not hasattr(storage, "lock")
         self.report = Report(dry_run=options.dry_run)
         self.settled: set[Partition] = set()  # partitions done in full by `run`
+        self._indexed: set[str] = set()  # identity indexes present in the partition in hand
 
     # --- a run ---------------------------------------------------------------------------------
 
@@ -316,9 +324,12 @@ class Compactor:
             folder = layout.partition_prefix(o.prefix, p.format, p.type_name, p.day)
             infos = [i for i in self.storage.list_info(folder) if layout.parse_data_key(i.key, o.prefix)]
             infos = [i for i in infos if i.key.endswith("." + fmt.extension)]
-            big = [i.key for i in infos if i.size >= o.target_size * LEFT_ALONE]
+            groups = plan(infos, o, now)
+            big = [i for i in infos if i.size >= o.target_size * LEFT_ALONE]
+            if groups and not o.dry_run:
+                self._indexed = self._indexes(p, infos)
             settled = True
-            for group in plan(infos, o, now):
+            for group in groups:
                 if self._over_budget(started):
                     self.report.deferred.append(str(p))
                     return False
@@ -337,22 +348,69 @@ class Compactor:
         assert parsed is not None
         return target, parsed
 
-    def _in_big(self, p: Partition, big: Sequence[str], seen: dict[int, Any], tmp: Path) -> frozenset[merge.Identity]:
-        """The changes in objects `big` whose sequence number a merge kept (`seen`: their
-        hashes): only their identity columns are read, one object at a time."""
+    def _twins(
+        self, p: Partition, big: list[ObjectInfo], hashes: bytes, tmp: Path, report: MergeReport
+    ) -> frozenset[merge.Identity]:
+        """The changes in the partition's big objects whose sequence number hashes to one of
+        `hashes` (a merge's kept rows): each object's identity index is compared, and only an
+        object with a hash in common is read (its identity columns)."""
         found: set[merge.Identity] = set()
-        path = tmp / "big"
-        for key in big:
-            self.storage.get_file(key, path)
+        for info in big:
+            try:
+                common = identity.common(self._index(p, info, tmp), hashes)
+            except merge.MergeError as e:
+                report.unchecked.append((info.key, str(e)))
+                continue
+            if not common:
+                continue
+            path = tmp / "big"
+            self.storage.get_file(info.key, path)
             try:
                 for chunk in merge.identities(p.format, path):
-                    found.update(i for i in chunk if hash(i[0]) in seen)
-            except Exception:  # an object we cannot read: its twins stay, as before
-                pass
-            path.unlink()
+                    found.update(i for i in chunk if identity.seq_hash(i[0]) in common)
+            finally:
+                path.unlink()
         return frozenset(found)
 
-    def _merge(self, p: Partition, group: list[ObjectInfo], lease: Lease | None, big: Sequence[str] = ()) -> bool:
+    def _index(self, p: Partition, info: ObjectInfo, tmp: Path) -> bytes:
+        """A big object's identity index: the stored one if it is of this object, else built
+        from the object (its sequence numbers read) and stored for the next merges."""
+        data = layout.parse_data_key(info.key, self.options.prefix)
+        assert data is not None
+        key = layout.identity_key(self.options.state_prefix, data)
+        if key in self._indexed:
+            hashes = identity.decode(self.storage.get(key), info.size)
+            if hashes is not None:
+                return hashes
+        path = tmp / "big"
+        self.storage.get_file(info.key, path)
+        try:
+            hashes = identity.build(p.format, path)
+        except Exception as e:  # an object nothing can decode: its twins cannot be found
+            raise merge.MergeError(f"cannot read its sequence numbers: {e}") from e
+        finally:
+            path.unlink()
+        self._put_index(key, info.size, hashes)
+        return hashes
+
+    def _put_index(self, key: str, size: int, hashes: bytes) -> None:
+        self.storage.put(key, identity.encode(size, hashes), "application/octet-stream")
+        self._indexed.add(key)
+
+    def _indexes(self, p: Partition, infos: list[ObjectInfo]) -> set[str]:
+        """The partition's identity indexes; those of objects not listed (gone) are deleted."""
+        o = self.options
+        keys = [layout.parse_data_key(i.key, o.prefix) for i in infos]
+        listed = {layout.identity_key(o.state_prefix, k) for k in keys if k is not None}
+        indexed = set()
+        for key in self.storage.list(layout.identity_prefix(o.state_prefix, p.format, p.type_name, p.day)):
+            if key in listed:
+                indexed.add(key)
+            else:  # its object was deleted (a lifecycle rule, an operator): nothing to check
+                self.storage.delete(key)
+        return indexed
+
+    def _merge(self, p: Partition, group: list[ObjectInfo], lease: Lease | None, big: list[ObjectInfo]) -> bool:
         o = self.options
         sources = [i.key for i in group]
         target, target_key = self._target(p, sources)
@@ -370,8 +428,7 @@ class Compactor:
                 sync = hashlib.sha256(target.encode()).digest()[:16]
                 sizes = [i.size for i in group]
                 merged = merge.merge(p.format, storage, sources, sizes, out, o.codec, sync, self.parallel)
-                settled = self._in_big(p, big, merged.seen, Path(tmp)) if merged.consumed else frozenset()
-                merged.seen = {}  # the duplicate index: not needed any more
+                settled = self._twins(p, big, merged.hashes, Path(tmp), report) if merged.consumed else frozenset()
                 if settled:  # rare (a retry after its twin was merged): merged again without them
                     merged = merge.merge(p.format, storage, sources, sizes, out, o.codec, sync, self.parallel, settled)
                 report.excluded = merged.excluded
@@ -393,6 +450,9 @@ class Compactor:
             storage.put(journal, entry.to_json(), JSON)
             verified = True
             report.sources = list(merged.consumed)
+            if report.bytes_out >= o.target_size * LEFT_ALONE:  # left alone from now on: indexed
+                self._put_index(layout.identity_key(o.state_prefix, target_key), report.bytes_out, merged.hashes)
+                big.append(ObjectInfo(target, report.bytes_out, time.time()))
             if lease is not None and not lease.valid(margin=min(60.0, o.lease_seconds / 4)):
                 raise merge.MergeError("the partition's lease expired: the next run deletes the sources")
             for key in merged.consumed:

@@ -47,6 +47,7 @@ JOURNAL = "journal/"
 LEASES = "leases/"
 BACKFILL = "backfill/"
 SETTLED = "settled/"
+IDENTITIES = "identities/"
 _GENERATION_DIGITS = 10  # beside each replayed error document
 ERROR_EXTENSION = "json"
 _STAMP_LENGTH = 19  # YYYY-MM-DD-HH-mm-ss
@@ -234,6 +235,16 @@ def lock_key(state_prefix: str, fmt: str, type_name: str, day: date) -> str:
 def settled_key(state_prefix: str, fmt: str, type_name: str, day: date) -> str:
     """When a fan-out worker last compacted a partition in full (dmd.lake.fanout)."""
     return f"{state_prefix}/{SETTLED}{_partition_path(fmt, type_name, day)}.json"
+
+
+def identity_prefix(state_prefix: str, fmt: str, type_name: str, day: date) -> str:
+    """Folder of the identity indexes of one partition's big objects (dmd.lake.identity)."""
+    return f"{state_prefix}/{IDENTITIES}{_partition_path(fmt, type_name, day)}/"
+
+
+def identity_key(state_prefix: str, data: DataKey) -> str:
+    """The identity index of data object `data`."""
+    return f"{identity_prefix(state_prefix, data.format.name, data.type_name, data.day)}{data.name}.ids"
 
 
 def is_state(key: str, state_prefix: str) -> bool:

@@ -32,6 +32,7 @@ from typing import Any
 from dmd.support import avrowire
 
 from .formats import FINGERPRINT_KEY
+from .identity import hashes_of
 from .read import parquet_fingerprint
 from .storage import Storage
 
@@ -60,7 +61,7 @@ class Merged:
     consumed: list[str] = field(default_factory=list)  # the sources merged (only these may be deleted)
     excluded: list[tuple[str, str]] = field(default_factory=list)  # (source, why it was left alone)
     bytes_in: int = 0
-    seen: dict[int, Any] = field(default_factory=dict)  # hash(seq) of the kept rows (Dedupe.seen)
+    hashes: bytes = b""  # identity.seq_hash of each kept row's sequence number, in order
 
 
 Identity = tuple[str, str]  # a change: (cdc.sequenceNumber, cdc.eventId)
@@ -100,6 +101,7 @@ class Dedupe:
         self.seen: dict[int, Any] = {}  # hash(seq) -> position or [positions]
         self.dropped = 0
         self.digest = hashlib.sha256()
+        self.hashes = bytearray()  # of the kept rows: the merged object's identity index
         self.kept = 0
 
     def keep_all(self, seqs: Sequence[str], source: int, first: int, row: Callable[[int], Any]) -> list[int] | None:
@@ -131,6 +133,7 @@ class Dedupe:
             seqs = [seqs[i] for i in kept]
             self.dropped += len(dropped)
         digest_update(self.digest, seqs)
+        self.hashes += hashes_of(seqs)
         self.kept += len(seqs)
         return kept
 
@@ -367,7 +370,7 @@ def merge_avro(
         if writer is not None:
             writer.flush()
     merged.rows, merged.dropped, merged.digest = dedupe.kept, dedupe.dropped, dedupe.digest.hexdigest()
-    merged.seen = dedupe.seen
+    merged.hashes = bytes(dedupe.hashes)
     return merged
 
 
@@ -561,7 +564,7 @@ def merge_parquet(
         if writer is not None:
             writer.close()
     merged.rows, merged.dropped, merged.digest = dedupe.kept, dedupe.dropped, dedupe.digest.hexdigest()
-    merged.seen = dedupe.seen
+    merged.hashes = bytes(dedupe.hashes)
     return merged
 
 

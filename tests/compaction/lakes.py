@@ -26,13 +26,22 @@ SPREAD_RATE = 0.0003
 
 
 def write_lake(
-    storage: Storage, fmt: str, records: int, seed: int, *, retries: int = 3, batch_size: int = 100, codec: str = ""
+    storage: Storage,
+    fmt: str,
+    records: int,
+    seed: int,
+    *,
+    retries: int = 3,
+    batch_size: int = 100,
+    codec: str = "",
+    rate: float = SPREAD_RATE,
 ) -> int:
     """Archive a sample; then re-archive the second half of `retries` batches as Lambda's partial
     retry would (same changes; a group whose records all fall in the retried half gets its old
-    key again, the others new objects). Returns how many rows the retries archived."""
+    key again, the others new objects). Returns how many rows the retries archived. `rate`: the
+    sample's changes per second (the default spreads them over weeks)."""
     settings = Settings(format=fmt, codec=codec)
-    events, _ = sample(records, seed, batch_size=batch_size, rate=SPREAD_RATE)
+    events, _ = sample(records, seed, batch_size=batch_size, rate=rate)
     batches = [decode_event(e) for e in events]
     twice = 0
     for batch in batches:

@@ -4,14 +4,21 @@ next compaction drops it (counted) and leaves the big object as it is, byte for 
 from __future__ import annotations
 
 import io
+import random
+import shutil
+import tempfile
+import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
+from crashing import Crash, CrashingStorage
 from lakes import data_keys, rows_by_partition, write_lake
 
-from dmd.lake import layout
+from dmd.lake import identity, layout
 from dmd.lake.compact import LEFT_ALONE, Options, compact
-from dmd.lake.storage import LocalStorage
+from dmd.lake.storage import LocalStorage, S3Policy, S3Storage
+from dmd.tools.sample import DEFAULT_RATE
 
 
 def _rows(fmt: str, body: bytes) -> tuple[object, list[dict]]:
@@ -106,3 +113,293 @@ def test_a_row_sharing_only_the_sequence_number_with_a_big_object_is_kept(fmt, t
     assert merge.dropped == 0 and merge.rows == 2
     assert _rows(fmt, storage.get(merge.target))[1] == [other, new]
     assert storage.get(big_key) == big_body
+
+
+# --- identity indexes ---------------------------------------------------------------------------------
+
+
+def _encoded(fmt: str, schema, rows: list[dict]) -> bytes:
+    path = Path(tempfile.mkdtemp()) / "rows"
+    _write(fmt, path, schema, rows)
+    return path.read_bytes()
+
+
+def _renumbered(rows: list[dict], tag: str) -> list[dict]:
+    """New changes: the rows' values under sequence numbers and event ids no other row has."""
+    return [
+        {**row, "cdc": {**row["cdc"], "sequenceNumber": f"9{tag}{n:018d}", "eventId": f"{tag}-{n}"}}
+        for n, row in enumerate(rows)
+    ]
+
+
+class Grown:
+    """A partition holding one object left alone (`key`) that its merge indexed: a compacted
+    partition (a day of a sample's notifications) merged again with the same day of another
+    sample, which arrived later, under a target the two then fill to ≥ 75%. `grow=False` stops
+    before that merge (`grow()` does it)."""
+
+    def __init__(self, storage, fmt: str, grow: bool = True) -> None:
+        self.storage, self.fmt = storage, fmt
+        write_lake(storage, fmt, 2000, seed=5, retries=0, rate=DEFAULT_RATE)
+        first = compact(storage, Options(min_age=0, scan_all=True))
+        self.compacted = max(first.done, key=lambda m: m.rows).target
+        self.folder = layout.folder(self.compacted)
+        self.schema = _rows(fmt, storage.get(self.compacted))[0]
+        later = LocalStorage(Path(tempfile.mkdtemp(prefix="dmd-later-")))
+        write_lake(later, fmt, 2000, seed=6, retries=0, rate=DEFAULT_RATE)
+        compact(later, Options(min_age=0, scan_all=True))
+        (same_day,) = later.list(self.folder)
+        arrived = later.get(same_day)
+        shutil.rmtree(later.root)
+        self.storage.put(self._name("2999-01-01-00-00-00"), arrived, "application/octet-stream")
+        # the two in one merge; the compacted one below 75% of it: a source again
+        self.target = len(storage.get(self.compacted)) + len(arrived)
+        if grow:
+            self.grow()
+
+    def _name(self, stamp: str) -> str:
+        return f"{self.folder}{stamp}-00000001-0000-0000-0000-000000000000.{self.fmt}"
+
+    def grow(self) -> None:
+        merge = self.merge_of(self.compact())
+        assert self.compacted in merge.sources and merge.bytes_out >= self.target * LEFT_ALONE  # the setup holds
+        self.found(merge.target)
+
+    def found(self, key: str) -> None:
+        self.key = key
+        self.body = self.storage.get(key)
+        self.rows = _rows(self.fmt, self.body)[1]
+        data = layout.parse_data_key(key, "archive")
+        self.index_key = layout.identity_key(layout.DEFAULT_STATE_PREFIX, data)
+
+    def add(self, stamp: str, rows: list[dict]) -> str:
+        key = self._name(stamp)
+        self.storage.put(key, _encoded(self.fmt, self.schema, rows), "application/octet-stream")
+        return key
+
+    def compact(self):
+        return compact(self.storage, Options(min_age=0, scan_all=True, target_size=self.target))
+
+    def merge_of(self, report):
+        return next(m for m in report.done if m.target.startswith(self.folder))
+
+
+class Recording(LocalStorage):
+    """Records every key read."""
+
+    def __init__(self, root) -> None:
+        super().__init__(root)
+        self.read: list[str] = []
+
+    def get(self, key):
+        self.read.append(key)
+        return super().get(key)
+
+    def get_file(self, key, path):
+        self.read.append(key)
+        return super().get_file(key, path)
+
+
+def _independent_hashes(fmt: str, body: bytes) -> bytes:
+    """The index an object should have, from its rows as fastavro or pyarrow read them."""
+    return b"".join(identity.seq_hash(r["cdc"]["sequenceNumber"]) for r in _rows(fmt, body)[1])
+
+
+@pytest.mark.parametrize("fmt", ["avro", "parquet"])
+def test_a_merged_object_left_alone_gets_the_index_of_its_rows(fmt, tmp_path):
+    lake = Grown(LocalStorage(tmp_path), fmt)
+    index = identity.decode(lake.storage.get(lake.index_key), len(lake.body))
+    assert index == _independent_hashes(fmt, lake.body)
+    assert len(index) == identity.HASH_BYTES * len(lake.rows)
+    # only objects left alone are indexed: the smaller merged objects of the other partitions not
+    indexes = list(lake.storage.list(f"{layout.DEFAULT_STATE_PREFIX}/{layout.IDENTITIES}"))
+    assert indexes == [lake.index_key]
+
+
+@pytest.mark.parametrize("fmt", ["avro", "parquet"])
+def test_a_retry_is_found_through_the_index_and_only_then_is_the_big_object_read(fmt, tmp_path):
+    lake = Grown(Recording(tmp_path), fmt)
+    new = _renumbered(lake.rows[:3], "2")
+    lake.add("2999-02-01-00-00-00", [new[0], new[1]])
+    lake.add("2999-02-01-00-00-01", [new[2]])
+    lake.storage.read.clear()
+    merge = lake.merge_of(lake.compact())
+    assert merge.dropped == 0 and merge.rows == 3
+    assert lake.key not in lake.storage.read, "no twin: the big object is not read, its index is"
+    assert lake.index_key in lake.storage.read
+
+    twin = lake.rows[-1]  # a retry of a change the big object holds
+    more = _renumbered(lake.rows[:2], "3")
+    lake.add("2999-03-01-00-00-00", [more[0], twin])
+    lake.add("2999-03-01-00-00-01", [more[1]])
+    lake.storage.read.clear()
+    report = lake.compact()
+    merge = lake.merge_of(report)
+    assert (merge.dropped, merge.rows) == (1, 5)  # the 3 rows merged before and the 2 new ones
+    assert _rows(fmt, lake.storage.get(merge.target))[1] == [*new, more[0], more[1]]
+    assert lake.storage.read.count(lake.key) == 1
+    assert lake.storage.get(lake.key) == lake.body
+    assert report.to_dict()["duplicates_dropped"] == 1
+
+
+@pytest.mark.parametrize("damage", ["garbage", "another size", "truncated"])
+def test_a_stale_or_damaged_index_is_rebuilt_from_its_object(damage, tmp_path):
+    fmt = "avro"
+    lake = Grown(LocalStorage(tmp_path), fmt)
+    good = lake.storage.get(lake.index_key)
+    bad = {
+        "garbage": b"not an index",
+        "another size": identity.encode(len(lake.body) + 1, identity.decode(good, len(lake.body))),
+        "truncated": good[:-3],
+    }[damage]
+    lake.storage.put(lake.index_key, bad, "application/octet-stream")
+    twin = lake.rows[0]
+    new = _renumbered(lake.rows[:1], "4")
+    lake.add("2999-04-01-00-00-00", [twin])
+    lake.add("2999-04-01-00-00-01", new)
+    merge = lake.merge_of(lake.compact())
+    assert (merge.dropped, merge.rows) == (1, 1)
+    assert lake.storage.get(lake.index_key) == good
+
+
+def test_an_index_naming_changes_its_object_lacks_drops_nothing(tmp_path):
+    """An index only nominates an object to read: a hash it holds wrongly (a collision, a bug)
+    costs a read, never a row."""
+    fmt = "parquet"
+    lake = Grown(LocalStorage(tmp_path), fmt)
+    new = _renumbered(lake.rows[:2], "5")
+    claimed = _independent_hashes(fmt, lake.body) + identity.hashes_of(r["cdc"]["sequenceNumber"] for r in new)
+    lake.storage.put(lake.index_key, identity.encode(len(lake.body), claimed), "application/octet-stream")
+    lake.add("2999-05-01-00-00-00", new[:1])
+    lake.add("2999-05-01-00-00-01", new[1:])
+    merge = lake.merge_of(lake.compact())
+    assert (merge.dropped, merge.rows) == (0, 2)
+    assert _rows(fmt, lake.storage.get(merge.target))[1] == new
+
+
+def test_indexes_of_objects_gone_are_deleted_and_the_others_kept(tmp_path):
+    lake = Grown(LocalStorage(tmp_path), "avro")
+    gone = lake.index_key.replace("/2999-", "/2998-")
+    lake.storage.put(gone, identity.encode(10, b""), "application/octet-stream")
+    new = _renumbered(lake.rows[:2], "6")
+    lake.add("2999-06-01-00-00-00", new[:1])
+    lake.add("2999-06-01-00-00-01", new[1:])
+    lake.compact()
+    indexes = list(lake.storage.list(f"{layout.DEFAULT_STATE_PREFIX}/{layout.IDENTITIES}"))
+    assert indexes == [lake.index_key]
+
+
+@pytest.mark.parametrize("fmt", ["avro", "parquet"])
+def test_a_big_object_nothing_can_read_is_reported_and_the_merge_loses_nothing(fmt, tmp_path):
+    lake = Grown(LocalStorage(tmp_path), fmt)
+    junk = f"{lake.folder}2998-01-01-00-00-00-00000001-0000-0000-0000-000000000000.{fmt}"
+    lake.storage.put(junk, b"\x00" * len(lake.body), "application/octet-stream")
+    new = _renumbered(lake.rows[:2], "7")
+    lake.add("2999-07-01-00-00-00", new[:1])
+    lake.add("2999-07-01-00-00-01", new[1:])
+    report = lake.compact()
+    merge = lake.merge_of(report)
+    assert (merge.dropped, merge.rows) == (0, 2)
+    assert [u["key"] for u in report.to_dict()["unchecked"]] == [junk]
+    assert junk in report.text()
+    assert lake.storage.get(junk) == b"\x00" * len(lake.body)
+
+
+def test_a_crash_at_any_step_of_an_indexing_merge_then_retries_leave_each_change_once(tmp_path):
+    """The merge that writes a big object and its index, stopped at each of its writes (the
+    index put among them) and run again; then retries of its rows arrive: each change once."""
+    fmt = "avro"
+    base = tmp_path / "base"
+    setup = Grown(LocalStorage(base), fmt, grow=False)
+    probe = tmp_path / "probe"
+    shutil.copytree(base, probe)
+    counting = CrashingStorage(probe, at=0)
+    setup.storage = counting
+    setup.grow()
+    steps = counting.calls
+    assert steps >= 6  # journal, merged object, journal verified, index, sources, journal deleted
+    for at in range(1, steps + 1):
+        root = tmp_path / f"crash-{at}"
+        shutil.copytree(base, root)
+        setup.storage = CrashingStorage(root, at)
+        with pytest.raises(Crash):
+            setup.compact()
+        setup.storage = LocalStorage(root)
+        assert not setup.compact().failed
+        big = [k for k in data_keys(setup.storage) if k.startswith(setup.folder)]
+        assert len(big) == 1, f"crash at {at}: the partition is one object again"
+        setup.found(big[0])
+        setup.add("2999-09-01-00-00-00", [setup.rows[0], *_renumbered(setup.rows[:1], "9")])
+        setup.add("2999-09-01-00-00-01", [setup.rows[-1]])
+        before = rows_by_partition(setup.storage)[setup.folder]
+        report = setup.compact()
+        assert not report.failed, (at, report.text())
+        assert setup.merge_of(report).dropped == 2, f"crash at {at}"
+        assert rows_by_partition(setup.storage)[setup.folder] == Counter(set(before)), f"crash at {at}"
+        shutil.rmtree(root)
+
+
+def _until_clean(storage, options) -> None:
+    """Compact through injected faults until a run finds nothing left to do."""
+    for _ in range(40):
+        report = compact(storage, options)
+        if report.ok and not report.busy and not report.merges and not report.recovered:
+            return
+        if report.busy:  # a lease whose release failed: it expires
+            time.sleep(options.lease_seconds)
+    raise AssertionError(report.text())
+
+
+@pytest.mark.parametrize("fmt", ["avro", "parquet"])
+def test_on_s3_the_index_is_written_read_and_finds_a_retry(fmt, s3, moto_server):
+    lake = Grown(S3Storage("dmd-test", endpoint_url=moto_server.url), fmt)
+    stored = s3.get_object(Bucket="dmd-test", Key=lake.index_key)["Body"].read()
+    assert identity.decode(stored, len(lake.body)) == _independent_hashes(fmt, lake.body)
+    etag = s3.head_object(Bucket="dmd-test", Key=lake.key)["ETag"]
+    new = _renumbered(lake.rows[:1], "a")
+    lake.add("2999-10-01-00-00-00", [lake.rows[3], *new])
+    lake.add("2999-10-01-00-00-01", [lake.rows[-2]])
+    merge = lake.merge_of(lake.compact())
+    assert (merge.dropped, merge.rows) == (2, 1)
+    assert _rows(fmt, lake.storage.get(merge.target))[1] == new
+    assert s3.head_object(Bucket="dmd-test", Key=lake.key)["ETag"] == etag
+
+
+def test_on_s3_through_faults_the_indexing_merge_and_the_retry_end_with_each_change_once(s3, moto_server, fault_proxy):
+    """5xx, resets and stalls on every kind of request, the index's among them, while the big
+    object is merged (and indexed) and while a retry of its rows is merged later."""
+    direct = S3Storage("dmd-test", endpoint_url=moto_server.url)
+    lake = Grown(direct, "avro", grow=False)
+    rng = random.Random(11)
+    kinds = ["slowdown", "error500", "reset"] * 3 + ["stall"]
+    fault_proxy.plan = lambda method, path: rng.choice(kinds) if rng.random() < 0.08 else None
+    faulty = S3Storage("dmd-test", endpoint_url=fault_proxy.url, policy=S3Policy(max_attempts=2, read_timeout=1))
+    one_type = frozenset([lake.folder.split("/")[2]])
+    options = Options(min_age=0, scan_all=True, target_size=lake.target, lease_seconds=8, types=one_type)
+    _until_clean(faulty, options)
+    (big,) = [k for k in data_keys(direct) if k.startswith(lake.folder)]
+    lake.storage = direct
+    lake.found(big)
+    lake.add("2999-11-01-00-00-00", [lake.rows[0], *_renumbered(lake.rows[:2], "b")])
+    lake.add("2999-11-01-00-00-01", [lake.rows[-1]])
+    before = rows_by_partition(direct)
+    _until_clean(faulty, options)
+    assert sum(fault_proxy.injected.values()) > 5
+    assert rows_by_partition(direct) == {p: Counter(set(rows)) for p, rows in before.items()}
+    assert not list(direct.list(layout.journal_prefix(layout.DEFAULT_STATE_PREFIX)))
+
+
+@pytest.mark.parametrize("fmt", ["avro", "parquet"])
+def test_a_retry_in_a_later_merge_of_the_same_run_is_dropped(fmt, tmp_path):
+    """One run, two merges in a partition: the first writes an object left alone (indexed), the
+    second holds a retry of one of that object's rows."""
+    lake = Grown(LocalStorage(tmp_path), fmt, grow=False)
+    twin = _rows(fmt, lake.storage.get(lake.compacted))[1][5]
+    new = _renumbered([twin], "c")
+    lake.add("2999-12-01-00-00-00", [twin, *new])
+    lake.add("2999-12-01-00-00-01", _renumbered([twin], "d"))
+    report = lake.compact()
+    first, second = [m for m in report.done if m.target.startswith(lake.folder)]
+    assert lake.compacted in first.sources and first.dropped == 0
+    assert (second.dropped, second.rows) == (1, 2)
+    assert _rows(fmt, lake.storage.get(second.target))[1] == [*new, *_renumbered([twin], "d")]
