@@ -253,6 +253,8 @@ def render_terraform(model: Model) -> dict[str, str]:
         "worker_handler": hcl_string(WORKER_HANDLER),
         # {state_prefix}/touched/: the archiving function's markers, read by the compactor
         "touched": layout.TOUCHED.rstrip("/"),
+        # {state_prefix}/identities/: identity indexes of big objects (the backfill writes some)
+        "identities": layout.IDENTITIES.rstrip("/"),
         "default_state_prefix": hcl_string(layout.DEFAULT_STATE_PREFIX),
         "prefix_pattern": hcl_string(PREFIX_PATTERN),
         # what the runtime accepts for any format; empty: the format's default

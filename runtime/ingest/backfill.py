@@ -16,7 +16,8 @@ Every key is derived from the export id, the data file, the partition and the pa
 run must share. So a retried file writes the same objects again. A kill -9 at any line leaves
 objects a rerun rewrites, and nothing is marked done before all of them, its error documents and
 its touched marker (so `dmd compact` merges what stays small) are written: the done marker is the
-file's last write.
+file's last write. An object as big as the compactor leaves alone gets its identity index
+(dmd.lake.identity) right after it, so the compactor never has to read it to index it.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from dmd.lake import layout
+from dmd.lake import identity, layout
 from dmd.lake.bigfile import PartitionFile
+from dmd.lake.compact import LEFT_ALONE
 from dmd.lake.formats import FORMATS
 from dmd.lake.state import Partition, touched_body
 from dmd.lake.storage import Storage, StorageError
@@ -239,8 +241,16 @@ class _FileWriter:
                 self.plan.prefix, fmt, group.type_name, group.day, context.time, context.export_id, self.rel, group.part
             )
             self.storage.put_file(key, file.path, fmt.content_type)  # type: ignore[attr-defined]
+            size = file.path.stat().st_size
+            if self.settings.state_prefix and size >= self.plan.target_bytes * LEFT_ALONE:
+                # an object the compactor leaves alone: its identity index, so a merge checking
+                # for twins in it need not read it (a rerun puts the same object and index)
+                data = layout.parse_data_key(key, self.plan.prefix)
+                assert data is not None
+                index = identity.encode(size, bytes(file.hashes))
+                self.storage.put(layout.identity_key(self.settings.state_prefix, data), index, identity.CONTENT_TYPE)
             self.result.objects += 1
-            self.result.bytes += file.path.stat().st_size
+            self.result.bytes += size
             self.result.archived[group.type_name] = self.result.archived.get(group.type_name, 0) + file.rows
             self.written.add(Partition(self.plan.format, group.type_name, group.day))
         file.path.unlink(missing_ok=True)

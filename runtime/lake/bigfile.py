@@ -17,6 +17,7 @@ from typing import Any
 from dmd.support.records import RecordSpec
 
 from .formats import FORMATS
+from .identity import hashes_of
 
 
 class PartitionFile:
@@ -25,6 +26,9 @@ class PartitionFile:
     def __init__(self, fmt: str, spec: RecordSpec, codec: str, path: Path, name: str) -> None:
         self.fmt, self.spec, self.codec, self.path = fmt, spec, codec, path
         self.rows = 0
+        # of the rows, in order: the container's identity index (dmd.lake.identity), which spares
+        # the compactor reading the object when it checks a merge for twins in it
+        self.hashes = bytearray()
         self._file: Any = None
         self._writer: Any = None
         # A container's sync marker from its name: a rerun writes the same bytes.
@@ -63,11 +67,13 @@ class PartitionFile:
                     rejected.append((r, f"{self.spec.type_name}: cannot encode as parquet: {e}"))
             if not good:
                 return rejected
+            records = good
             table = self.spec.to_arrow(good)
         if self._writer is None:
             self._writer = parquet_writer(self.path, table.schema, self.codec)
         self._writer.write_table(table, row_group_size=max(table.num_rows, 1))
         self.rows += table.num_rows
+        self.hashes += hashes_of(r.cdc.sequenceNumber for r in records)
         return rejected
 
     def _append_avro(self, records: Sequence[Any]) -> list[tuple[Any, str]]:
@@ -82,18 +88,19 @@ class PartitionFile:
         write = self.spec.avro_write or _fastavro_write(self.spec)
         rejected: list[tuple[Any, str]] = []
         buf = bytearray()
-        count = 0
+        written = []
         for r in records:
             mark = len(buf)
             try:
                 write(r, buf)
-                count += 1
+                written.append(r)
             except Exception as e:
                 del buf[mark:]
                 rejected.append((r, f"{self.spec.type_name}: cannot encode as avro: {e}"))
-        if count:
-            self._writer.append(count, bytes(buf))
-            self.rows += count
+        if written:
+            self._writer.append(len(written), bytes(buf))
+            self.rows += len(written)
+            self.hashes += hashes_of(r.cdc.sequenceNumber for r in written)
         return rejected
 
     def close(self) -> None:

@@ -358,19 +358,22 @@ class Compactor:
         for info in big:
             try:
                 common = identity.common(self._index(p, info, tmp), hashes)
+                if common:
+                    found.update(self._identities(p, info, tmp, common))
             except merge.MergeError as e:
                 report.unchecked.append((info.key, str(e)))
-                continue
-            if not common:
-                continue
-            path = tmp / "big"
-            self.storage.get_file(info.key, path)
-            try:
-                for chunk in merge.identities(p.format, path):
-                    found.update(i for i in chunk if identity.seq_hash(i[0]) in common)
-            finally:
-                path.unlink()
         return frozenset(found)
+
+    def _identities(self, p: Partition, info: ObjectInfo, tmp: Path, common: frozenset[bytes]) -> set[merge.Identity]:
+        """The changes of object `info` whose sequence number hashes to one of `common`."""
+        path = tmp / "big"
+        self.storage.get_file(info.key, path)
+        try:
+            return {i for chunk in merge.identities(p.format, path) for i in chunk if identity.seq_hash(i[0]) in common}
+        except Exception as e:  # an object nothing can decode (its index nominated it wrongly)
+            raise merge.MergeError(f"cannot read its change identities: {e}") from e
+        finally:
+            path.unlink()
 
     def _index(self, p: Partition, info: ObjectInfo, tmp: Path) -> bytes:
         """A big object's identity index: the stored one if it is of this object, else built
@@ -394,7 +397,7 @@ class Compactor:
         return hashes
 
     def _put_index(self, key: str, size: int, hashes: bytes) -> None:
-        self.storage.put(key, identity.encode(size, hashes), "application/octet-stream")
+        self.storage.put(key, identity.encode(size, hashes), identity.CONTENT_TYPE)
         self._indexed.add(key)
 
     def _indexes(self, p: Partition, infos: list[ObjectInfo]) -> set[str]:

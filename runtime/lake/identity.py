@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 MAGIC = b"DMDIDS1\n"
+CONTENT_TYPE = "application/octet-stream"
 HASH_BYTES = 8
 _HEADER = struct.Struct("<QQ")  # the indexed object's size in bytes, rows
 

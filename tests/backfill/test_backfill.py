@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import io
 import json
 import shutil
 from collections import Counter
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import fastavro
 import orjson
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
@@ -24,8 +26,9 @@ from dmd.ingest.config import Settings
 from dmd.ingest.envelope import read_lines
 from dmd.ingest.export import ExportError, read_files, read_summary
 from dmd.ingest.pipeline import process_batch
-from dmd.lake import layout
+from dmd.lake import identity, layout
 from dmd.lake.bigfile import PartitionFile
+from dmd.lake.compact import LEFT_ALONE, Options, compact
 from dmd.lake.errordoc import ErrorDocument
 from dmd.lake.formats import FINGERPRINT_KEY
 from dmd.lake.storage import LocalStorage
@@ -385,3 +388,52 @@ def test_dmd_sample_writes_an_export_dmd_backfill_archives(tmp_path):
     errors = sum(len(doc.entries) for doc in error_documents(tmp_path / "lake"))
     assert archived > 0 and errors > 0
     assert archived + errors == items
+
+
+@pytest.mark.parametrize(("fmt", "target"), [("parquet", 6 * 1024), ("avro", 10 * 1024)])
+def test_objects_the_compactor_leaves_alone_get_their_identity_index(full, tmp_path, fmt, target):
+    """An object of ≥ 75% of the target is indexed as it is written (its rows' sequence numbers,
+    as fastavro or pyarrow read them), so the compactor's later merges in its partition check it
+    for twins without reading it."""
+    root, stats = full
+    lake = tmp_path / "lake"  # targets: some objects big, two small stream objects merge (an Avro header is ~3 KiB)
+    run_cli(str(export_dir(root, stats)), "--lake", str(lake), "--format", fmt, "--target-size", str(target))
+    storage = LocalStorage(lake)
+    big = small = 0
+    for key in storage.list(f"archive/{fmt}/"):
+        data = layout.parse_data_key(key, "archive")
+        body = storage.get(key)
+        index_key = layout.identity_key(layout.DEFAULT_STATE_PREFIX, data)
+        if len(body) < target * LEFT_ALONE:
+            small += 1
+            assert not (lake / index_key).exists(), key
+            continue
+        big += 1
+        if fmt == "avro":
+            seqs = [r["cdc"]["sequenceNumber"] for r in fastavro.reader(io.BytesIO(body))]
+        else:
+            seqs = pq.read_table(pa.BufferReader(body)).column("cdc").combine_chunks().field("sequenceNumber")
+            seqs = seqs.to_pylist()
+        assert identity.decode(storage.get(index_key), len(body)) == identity.hashes_of(seqs), key
+    assert big and small
+
+    read: set[str] = set()
+
+    class Reads(LocalStorage):
+        def get(self, key):
+            read.add(key)
+            return super().get(key)
+
+        def get_file(self, key, path):
+            read.add(key)
+            return super().get_file(key, path)
+
+    indexed = {k for k in storage.list(f"archive/{fmt}/") if len(storage.get(k)) >= target * LEFT_ALONE}
+    events, _ = sample(RECORDS, 5)  # the table's stream: small objects in the same partitions
+    for batch in read_lines((orjson.dumps(e) for e in events), "stream"):
+        process_batch(batch, registry=REGISTRY, settings=Settings(format=fmt), storage=storage)
+    report = compact(Reads(lake), Options(min_age=0, scan_all=True, target_size=target))
+    assert report.ok
+    beside = [m for m in report.done if any(k.startswith(layout.folder(m.target)) for k in indexed)]
+    assert beside  # merges in partitions holding indexed objects ...
+    assert not indexed & read  # ... which are checked for twins without being read

@@ -69,7 +69,10 @@ def test_backfill_function_role_reads_exports_and_writes_data_errors_and_state_o
     assert set(grants) == {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"}  # no list, no delete
     state = {f"{BUCKET}/${{var.state_prefix}}/backfill/*", f"{BUCKET}/${{var.state_prefix}}/touched/*"}
     assert grants["s3:GetObject"] == {EXPORTS} | state
-    assert grants["s3:PutObject"] == {f"{BUCKET}/${{var.prefix}}/*", f"{BUCKET}/${{var.errors_prefix}}/*"} | state
+    indexes = f"{BUCKET}/${{var.state_prefix}}/identities/*"  # written, never read
+    assert (
+        grants["s3:PutObject"] == {f"{BUCKET}/${{var.prefix}}/*", f"{BUCKET}/${{var.errors_prefix}}/*", indexes} | state
+    )
     assert grants["s3:AbortMultipartUpload"] == {f"{BUCKET}/${{var.prefix}}/*"}
     assert statements("backfill")["WriteLogs"]["resources"] == ["${aws_cloudwatch_log_group.backfill.arn}:*"]
 

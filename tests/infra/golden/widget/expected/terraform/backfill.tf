@@ -104,6 +104,13 @@ data "aws_iam_policy_document" "backfill" {
     resources = ["${aws_s3_bucket.archive.arn}/${var.state_prefix}/backfill/*", "${aws_s3_bucket.archive.arn}/${var.state_prefix}/touched/*"]
   }
 
+  # The identity index of each object as big as the compactor leaves alone (dmd.lake.identity).
+  statement {
+    sid       = "WriteIdentityIndexes"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.archive.arn}/${var.state_prefix}/identities/*"]
+  }
+
   statement {
     sid       = "WriteLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
