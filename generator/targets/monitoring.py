@@ -348,9 +348,10 @@ def compactor_row(y: int) -> list[dict]:
             "Maximum",
         ),
         _widget(
-            "Failures: merges, invocations",
+            "Failures: merges, unreadable big objects, invocations",
             [
                 _metric(NAMESPACE, m.MERGES_FAILED, *own),
+                _metric(NAMESPACE, m.OBJECTS_UNCHECKED, *own),
                 _metric("AWS/Lambda", "Errors", "FunctionName", COMPACTOR_NAME),
                 _metric("AWS/Lambda", "Errors", "FunctionName", WORKER_NAME),
             ],

@@ -23,6 +23,7 @@ def run_metrics(report: Report, mode: str, now: float) -> dict[str, Metric]:
         metrics.BYTES_WRITTEN: Metric(d["bytes_out"], "Bytes"),
         metrics.DUPLICATES_DROPPED: Metric(d["duplicates_dropped"]),
         metrics.MERGES_FAILED: Metric(len(report.failed) + len(report.stuck) + len(report.errors)),
+        metrics.OBJECTS_UNCHECKED: Metric(len(d["unchecked"])),
         metrics.PARTITIONS_COMPACTED: Metric(report.partitions),
         metrics.PARTITIONS_LEFT: Metric(len(set(report.deferred) | set(report.busy)) + len(report.errors)),
         metrics.RUN_DURATION: Metric(round(report.seconds, 3), "Seconds"),

@@ -93,6 +93,7 @@ OBJECTS_MERGED = "ObjectsMerged"  # sources merged (and deleted); OBJECTS_WRITTE
 BYTES_MERGED = "BytesMerged"  # bytes of those sources; BYTES_WRITTEN: bytes of the merged objects
 DUPLICATES_DROPPED = "DuplicatesDropped"
 MERGES_FAILED = "MergesFailed"  # failed merges, stuck journal entries, partitions a storage error stopped
+OBJECTS_UNCHECKED = "ObjectsUnchecked"  # big objects no merge could check for twins: unreadable
 PARTITIONS_COMPACTED = "PartitionsCompacted"  # partitions looked at
 PARTITIONS_LEFT = "PartitionsLeft"  # not finished: the budget ran out, busy, failed (the backlog)
 PARTITIONS_QUEUED = "PartitionsQueued"  # the fan-out planner's messages

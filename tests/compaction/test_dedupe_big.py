@@ -21,6 +21,7 @@ from lakes import data_keys, rows_by_partition, write_lake
 
 from dmd.lake import identity, layout
 from dmd.lake.compact import LEFT_ALONE, Options, compact
+from dmd.lake.compact_metrics import run_metrics
 from dmd.lake.storage import LocalStorage, S3Policy, S3Storage
 from dmd.tools.sample import DEFAULT_RATE
 
@@ -311,6 +312,7 @@ def test_a_big_object_nothing_can_read_is_reported_and_the_merge_loses_nothing(f
     assert (merge.dropped, merge.rows) == (0, 2)
     assert [u["key"] for u in report.to_dict()["unchecked"]] == [junk]
     assert junk in report.text()
+    assert run_metrics(report, "single", time.time())["ObjectsUnchecked"].value == 1
     assert lake.storage.get(junk) == b"\x00" * len(lake.body)
 
 

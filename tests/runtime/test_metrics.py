@@ -276,7 +276,7 @@ def test_compactor_metrics_count_what_the_run_merged(s3, moto_server, monkeypatc
     assert doc["ObjectsMerged"] == report["objects_merged"] and doc["ObjectsWritten"] == report["merges"]
     assert doc["BytesMerged"] == report["bytes_in"] > doc["BytesWritten"] == report["bytes_out"] > 0
     assert doc["DuplicatesDropped"] == report["duplicates_dropped"] > 0
-    assert doc["MergesFailed"] == doc["PartitionsLeft"] == 0
+    assert doc["MergesFailed"] == doc["PartitionsLeft"] == doc["ObjectsUnchecked"] == 0
     assert doc["PartitionsCompacted"] == report["partitions"] > 0
     assert doc["MarkersLeft"] == 0 and doc["OldestMarkerAge"] == 0  # every marker consumed
     assert 0 < doc["RunDuration"] < 600
