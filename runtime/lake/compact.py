@@ -401,17 +401,23 @@ class Compactor:
         self._indexed.add(key)
 
     def _indexes(self, p: Partition, infos: list[ObjectInfo]) -> set[str]:
-        """The partition's identity indexes; those of objects not listed (gone) are deleted."""
+        """The partition's identity indexes of objects in `infos`; those of objects gone (a
+        lifecycle rule, an operator deleted them) are deleted."""
         o = self.options
-        keys = [layout.parse_data_key(i.key, o.prefix) for i in infos]
-        listed = {layout.identity_key(o.state_prefix, k) for k in keys if k is not None}
-        indexed = set()
-        for key in self.storage.list(layout.identity_prefix(o.state_prefix, p.format, p.type_name, p.day)):
-            if key in listed:
-                indexed.add(key)
-            else:  # its object was deleted (a lifecycle rule, an operator): nothing to check
+
+        def index_keys(infos: Iterable[ObjectInfo]) -> set[str]:
+            keys = [layout.parse_data_key(i.key, o.prefix) for i in infos]
+            return {layout.identity_key(o.state_prefix, k) for k in keys if k is not None}
+
+        listed = index_keys(infos)
+        found = set(self.storage.list(layout.identity_prefix(o.state_prefix, p.format, p.type_name, p.day)))
+        if found - listed:
+            # An index is put after its object: one whose object was put after `infos` was
+            # listed (a backfill's) has that object in a listing taken now. Only the rest are gone.
+            now = index_keys(self.storage.list_info(layout.partition_prefix(o.prefix, p.format, p.type_name, p.day)))
+            for key in sorted(found - listed - now):
                 self.storage.delete(key)
-        return indexed
+        return found & listed
 
     def _merge(self, p: Partition, group: list[ObjectInfo], lease: Lease | None, big: list[ObjectInfo]) -> bool:
         o = self.options

@@ -22,7 +22,7 @@ Environment, read and validated at cold start (a bad value fails the init, namin
 
     DMD_BUCKET                    (required) the lake's bucket
     DMD_PREFIX                    archive      key prefix of data containers
-    DMD_STATE_PREFIX              _dmd-state   the compactor's own prefix: touched markers, journal, leases
+    DMD_STATE_PREFIX              _dmd-state   its own prefix: touched markers, journal, leases, identity indexes
     DMD_COMPACT_MIN_AGE_SECONDS   3600         merge only objects written at least this long ago
     DMD_COMPACT_TARGET_BYTES      134217728    merged objects are at most this big; objects of 75% of it are left alone
     DMD_COMPACT_BUDGET_SECONDS    600          no merge starts after this

@@ -467,3 +467,33 @@ def test_kill_9_while_big_objects_are_merged_and_indexed_then_retries_leave_each
     for key in big:
         index = storage.get(layout.identity_key(layout.DEFAULT_STATE_PREFIX, layout.parse_data_key(key, "archive")))
         assert identity.decode(index, len(storage.get(key))) == _independent_hashes(fmt, storage.get(key))
+
+
+def test_an_index_put_with_its_object_while_a_run_lists_the_partition_is_kept(tmp_path):
+    """A backfill puts an object, then its index, between the run's listing of the partition
+    and its listing of the indexes: the index is not taken for one of a deleted object."""
+    lake = Grown(LocalStorage(tmp_path), "avro")
+    arriving = lake._name("2999-12-02-00-00-00")
+    arriving_index = layout.identity_key(layout.DEFAULT_STATE_PREFIX, layout.parse_data_key(arriving, "archive"))
+    gone = lake.index_key.replace("/2999-", "/2998-")
+    lake.storage.put(gone, identity.encode(10, b""), "application/octet-stream")
+    data = layout.parse_data_key(lake.key, "archive")
+    identities = layout.identity_prefix(layout.DEFAULT_STATE_PREFIX, "avro", data.type_name, data.day)
+
+    class Backfilling(LocalStorage):
+        def list(self, prefix):
+            if prefix == identities and not self.exists(arriving):
+                self.put(arriving, lake.body, "application/octet-stream")  # a copy: as big
+                self.put(arriving_index, self.get(lake.index_key), "application/octet-stream")
+            return super().list(prefix)
+
+        def exists(self, key):
+            return (self.root / key).exists()
+
+    new = _renumbered(lake.rows[:2], "e")
+    lake.add("2999-12-03-00-00-00", new[:1])
+    lake.add("2999-12-03-00-00-01", new[1:])
+    report = compact(Backfilling(tmp_path), Options(min_age=0, scan_all=True, target_size=lake.target))
+    assert lake.merge_of(report).rows == 2
+    indexes = set(lake.storage.list(f"{layout.DEFAULT_STATE_PREFIX}/{layout.IDENTITIES}"))
+    assert indexes == {lake.index_key, arriving_index}  # the orphan deleted, the new one kept

@@ -146,7 +146,8 @@ data "aws_iam_policy_document" "compactor" {
   }
 
   # Get/Put/Delete: source objects, merged objects, journal, leases, touched markers, settled
-  # stamps. A merged object near the target may be uploaded in parts; a failed upload aborts them.
+  # stamps, identity indexes. A merged object near the target may be uploaded in parts; a failed
+  # upload aborts them.
   statement {
     sid       = "CompactDataAndState"
     actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
@@ -298,7 +299,8 @@ data "aws_iam_policy_document" "compaction_worker" {
   }
 
   # Get/Put/Delete: source objects, merged objects, journal, leases, touched markers, settled
-  # stamps. A merged object near the target may be uploaded in parts; a failed upload aborts them.
+  # stamps, identity indexes. A merged object near the target may be uploaded in parts; a failed
+  # upload aborts them.
   statement {
     sid       = "CompactDataAndState"
     actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
