@@ -1,5 +1,6 @@
-"""A local storage that stops a run like `kill -9` at its n-th write or delete, for the crash
-tests of every part that writes (compaction, backfill): a property over every stop point."""
+"""Local storages that watch a run: one that stops it like `kill -9` at its n-th write or delete,
+for the crash tests of every part that writes (compaction, backfill): a property over every stop
+point; one that records what it reads, for tests of what a run need not read."""
 
 from __future__ import annotations
 
@@ -39,3 +40,19 @@ class CrashingStorage(LocalStorage):
     def delete(self, key):
         self._step()
         return super().delete(key)
+
+
+class ReadingStorage(LocalStorage):
+    """Records the key of every read (`get`, `get_file`), in order."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.read: list[str] = []
+
+    def get(self, key):
+        self.read.append(key)
+        return super().get(key)
+
+    def get_file(self, key, path):
+        self.read.append(key)
+        return super().get_file(key, path)

@@ -39,7 +39,7 @@ import contextlib
 import hashlib
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -366,14 +366,7 @@ class Compactor:
 
     def _identities(self, p: Partition, info: ObjectInfo, tmp: Path, common: frozenset[bytes]) -> set[merge.Identity]:
         """The changes of object `info` whose sequence number hashes to one of `common`."""
-        path = tmp / "big"
-        self.storage.get_file(info.key, path)
-        try:
-            return {i for chunk in merge.identities(p.format, path) for i in chunk if identity.seq_hash(i[0]) in common}
-        except Exception as e:  # an object nothing can decode (its index nominated it wrongly)
-            raise merge.MergeError(f"cannot read its change identities: {e}") from e
-        finally:
-            path.unlink()
+        return {i for chunk in self._read(p, info, tmp) for i in chunk if identity.seq_hash(i[0]) in common}
 
     def _index(self, p: Partition, info: ObjectInfo, tmp: Path) -> bytes:
         """A big object's identity index: the stored one if it is of this object, else built
@@ -385,16 +378,21 @@ class Compactor:
             hashes = identity.decode(self.storage.get(key), info.size)
             if hashes is not None:
                 return hashes
+        hashes = b"".join(identity.hashes_of(seq for seq, _ in chunk) for chunk in self._read(p, info, tmp))
+        self._put_index(key, info.size, hashes)
+        return hashes
+
+    def _read(self, p: Partition, info: ObjectInfo, tmp: Path) -> Iterator[list[merge.Identity]]:
+        """The change identities of big object `info`, a block or batch at a time, from a copy in
+        `tmp`; a MergeError if nothing can decode it (its twins cannot be found)."""
         path = tmp / "big"
         self.storage.get_file(info.key, path)
         try:
-            hashes = identity.build(p.format, path)
-        except Exception as e:  # an object nothing can decode: its twins cannot be found
-            raise merge.MergeError(f"cannot read its sequence numbers: {e}") from e
+            yield from merge.identities(p.format, path)
+        except Exception as e:
+            raise merge.MergeError(f"cannot read its change identities: {e}") from e
         finally:
             path.unlink()
-        self._put_index(key, info.size, hashes)
-        return hashes
 
     def _put_index(self, key: str, size: int, hashes: bytes) -> None:
         self.storage.put(key, identity.encode(size, hashes), identity.CONTENT_TYPE)

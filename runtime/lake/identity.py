@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 MAGIC = b"DMDIDS1\n"
@@ -55,13 +54,6 @@ def decode(body: bytes, object_size: int) -> bytes | None:
     if size != object_size or len(body) != head + rows * HASH_BYTES:
         return None
     return body[head:]
-
-
-def build(fmt: str, path: Path) -> bytes:
-    """The hashes of the rows of the container at `path` (its sequence-number column read)."""
-    from .merge import identities
-
-    return b"".join(hashes_of(seq for seq, _ in chunk) for chunk in identities(fmt, path))
 
 
 def _uint64(hashes: bytes) -> Any:

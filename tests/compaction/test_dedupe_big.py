@@ -3,7 +3,6 @@ next compaction drops it (counted) and leaves the big object as it is, byte for 
 
 from __future__ import annotations
 
-import io
 import os
 import random
 import shutil
@@ -16,7 +15,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from crashing import Crash, CrashingStorage
+from containers import encoded, renumbered, rows_of
+from crashing import Crash, CrashingStorage, ReadingStorage
 from lakes import data_keys, rows_by_partition, write_lake
 
 from dmd.lake import identity, layout
@@ -26,73 +26,55 @@ from dmd.lake.storage import LocalStorage, S3Policy, S3Storage
 from dmd.tools.sample import DEFAULT_RATE
 
 
-def _rows(fmt: str, body: bytes) -> tuple[object, list[dict]]:
-    """(schema, rows) of a container."""
-    if fmt == "avro":
-        import fastavro
-
-        reader = fastavro.reader(io.BytesIO(body))
-        return reader.writer_schema, list(reader)
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(pa.BufferReader(body))
-    return table.schema, table.to_pylist()
+def _key(folder: str, stamp: str, fmt: str) -> str:
+    """A data object's key in partition `folder`, arrived at `stamp`."""
+    return f"{folder}{stamp}-00000001-0000-0000-0000-000000000000.{fmt}"
 
 
-def _write(fmt: str, path, schema, rows: list[dict]) -> None:
-    if fmt == "avro":
-        import fastavro
+def _put(storage, folder: str, stamp: str, fmt: str, schema, rows: list[dict]) -> str:
+    """A small object of `rows` in partition `folder`, arrived at `stamp`; its key."""
+    key = _key(folder, stamp, fmt)
+    storage.put(key, encoded(fmt, schema, rows), "application/octet-stream")
+    return key
 
-        with path.open("wb") as f:
-            fastavro.writer(f, schema, rows, codec="deflate")
-    else:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
 
-        pq.write_table(pa.Table.from_pylist(rows, schema=schema), str(path), store_schema=False)  # small, as ours
+def _compacted(storage, fmt: str) -> tuple[str, bytes, int]:
+    """A lake compacted once: its biggest object, and a target that leaves it alone (it has no
+    identity index: a merge indexes only what it writes that big)."""
+    write_lake(storage, fmt, 3000, seed=5, retries=0)
+    first = compact(storage, Options(min_age=0, scan_all=True))
+    key = max(first.done, key=lambda m: m.rows).target
+    body = storage.get(key)
+    return key, body, int(len(body) / LEFT_ALONE)
 
 
 @pytest.mark.parametrize("fmt", ["avro", "parquet"])
 def test_retry_of_a_row_in_a_big_object_is_dropped_and_the_big_object_untouched(fmt, tmp_path):
     storage = LocalStorage(tmp_path)
-    write_lake(storage, fmt, 3000, seed=5, retries=0)
-    first = compact(storage, Options(min_age=0, scan_all=True))
-    big_key = max((m for m in first.done), key=lambda m: m.rows).target
-    big_body = storage.get(big_key)
-    schema, big_rows = _rows(fmt, big_body)
+    big_key, big_body, target = _compacted(storage, fmt)
+    schema, big_rows = rows_of(fmt, big_body)
     assert len(big_rows) >= 3
-    target = int(len(big_body) / LEFT_ALONE)  # the big object is left alone as near the target
-
-    # later: two small objects in its partition; one holds a retry of one of its rows
-    twin = big_rows[1]
-    new = [
-        {**row, "cdc": {**row["cdc"], "sequenceNumber": f"9{n:020d}", "eventId": f"new-{n}"}}
-        for n, row in enumerate(big_rows[:3])
-    ]
-    folder = tmp_path / layout.folder(big_key)
-    small = [
-        folder / f"2999-01-01-00-00-00-00000001-0000-0000-0000-000000000000.{fmt}",
-        folder / f"2999-01-01-00-00-01-00000002-0000-0000-0000-000000000000.{fmt}",
-    ]
-    _write(fmt, small[0], schema, [new[0], twin, new[1]])
-    _write(fmt, small[1], schema, [new[2]])
     partition = layout.folder(big_key)
+    # later: two small objects in its partition; one holds a retry of one of its rows
+    new = renumbered(big_rows[:3], "0")
+    small = [
+        _put(storage, partition, "2999-01-01-00-00-00", fmt, schema, [new[0], big_rows[1], new[1]]),
+        _put(storage, partition, "2999-01-01-00-00-01", fmt, schema, [new[2]]),
+    ]
     before = rows_by_partition(storage)
     assert any(c == 2 for c in before[partition].values())
 
     report = compact(storage, Options(min_age=0, scan_all=True, target_size=target))
 
-    merge = next(m for m in report.done if m.partition.type_name in big_key and m.target.startswith(partition))
-    assert sorted(merge.sources) == sorted(str(p.relative_to(tmp_path)) for p in small)
+    merge = next(m for m in report.done if m.target.startswith(partition))
+    assert sorted(merge.sources) == small
     assert merge.dropped == 1 and merge.rows == 3
     assert report.to_dict()["duplicates_dropped"] == 1
     assert storage.get(big_key) == big_body, "the big object is neither rewritten nor deleted"
     after = rows_by_partition(storage)
     assert after[partition] == Counter(set(before[partition]))  # each change once, values kept
-    _, merged_rows = _rows(fmt, storage.get(merge.target))
-    assert merged_rows == new  # the other rows in order, with identical values
-    assert not any(p.exists() for p in small)
+    assert rows_of(fmt, storage.get(merge.target))[1] == new  # the other rows in order, identical values
+    assert set(data_keys(storage)) & set(small) == set()
     assert set(data_keys(storage)) >= {big_key, merge.target}
 
 
@@ -100,41 +82,23 @@ def test_retry_of_a_row_in_a_big_object_is_dropped_and_the_big_object_untouched(
 def test_a_row_sharing_only_the_sequence_number_with_a_big_object_is_kept(fmt, tmp_path):
     """Two changes with one sequence number (two streams) but different event ids are both kept."""
     storage = LocalStorage(tmp_path)
-    write_lake(storage, fmt, 3000, seed=5, retries=0)
-    first = compact(storage, Options(min_age=0, scan_all=True))
-    big_key = max((m for m in first.done), key=lambda m: m.rows).target
-    big_body = storage.get(big_key)
-    schema, big_rows = _rows(fmt, big_body)
-    target = int(len(big_body) / LEFT_ALONE)
+    big_key, big_body, target = _compacted(storage, fmt)
+    schema, big_rows = rows_of(fmt, big_body)
     other = {**big_rows[0], "cdc": {**big_rows[0]["cdc"], "eventId": "another-stream"}}
-    new = {**big_rows[1], "cdc": {**big_rows[1]["cdc"], "sequenceNumber": "9" * 20, "eventId": "new"}}
-    folder = tmp_path / layout.folder(big_key)
-    _write(fmt, folder / f"2999-01-01-00-00-00-00000001-0000-0000-0000-000000000000.{fmt}", schema, [other])
-    _write(fmt, folder / f"2999-01-01-00-00-01-00000002-0000-0000-0000-000000000000.{fmt}", schema, [new])
+    (new,) = renumbered(big_rows[1:2], "0")
+    partition = layout.folder(big_key)
+    _put(storage, partition, "2999-01-01-00-00-00", fmt, schema, [other])
+    _put(storage, partition, "2999-01-01-00-00-01", fmt, schema, [new])
 
     report = compact(storage, Options(min_age=0, scan_all=True, target_size=target))
 
-    merge = next(m for m in report.done if m.target.startswith(layout.folder(big_key)))
+    merge = next(m for m in report.done if m.target.startswith(partition))
     assert merge.dropped == 0 and merge.rows == 2
-    assert _rows(fmt, storage.get(merge.target))[1] == [other, new]
+    assert rows_of(fmt, storage.get(merge.target))[1] == [other, new]
     assert storage.get(big_key) == big_body
 
 
 # --- identity indexes ---------------------------------------------------------------------------------
-
-
-def _encoded(fmt: str, schema, rows: list[dict]) -> bytes:
-    path = Path(tempfile.mkdtemp()) / "rows"
-    _write(fmt, path, schema, rows)
-    return path.read_bytes()
-
-
-def _renumbered(rows: list[dict], tag: str) -> list[dict]:
-    """New changes: the rows' values under sequence numbers and event ids no other row has."""
-    return [
-        {**row, "cdc": {**row["cdc"], "sequenceNumber": f"9{tag}{n:018d}", "eventId": f"{tag}-{n}"}}
-        for n, row in enumerate(rows)
-    ]
 
 
 class Grown:
@@ -149,21 +113,18 @@ class Grown:
         first = compact(storage, Options(min_age=0, scan_all=True))
         self.compacted = max(first.done, key=lambda m: m.rows).target
         self.folder = layout.folder(self.compacted)
-        self.schema = _rows(fmt, storage.get(self.compacted))[0]
+        self.schema = rows_of(fmt, storage.get(self.compacted))[0]
         later = LocalStorage(Path(tempfile.mkdtemp(prefix="dmd-later-")))
         write_lake(later, fmt, 2000, seed=6, retries=0, rate=DEFAULT_RATE)
         compact(later, Options(min_age=0, scan_all=True))
         (same_day,) = later.list(self.folder)
         arrived = later.get(same_day)
         shutil.rmtree(later.root)
-        self.storage.put(self._name("2999-01-01-00-00-00"), arrived, "application/octet-stream")
+        self.storage.put(_key(self.folder, "2999-01-01-00-00-00", fmt), arrived, "application/octet-stream")
         # the two in one merge; the compacted one below 75% of it: a source again
         self.target = len(storage.get(self.compacted)) + len(arrived)
         if grow:
             self.grow()
-
-    def _name(self, stamp: str) -> str:
-        return f"{self.folder}{stamp}-00000001-0000-0000-0000-000000000000.{self.fmt}"
 
     def grow(self) -> None:
         merge = self.merge_of(self.compact())
@@ -173,14 +134,12 @@ class Grown:
     def found(self, key: str) -> None:
         self.key = key
         self.body = self.storage.get(key)
-        self.rows = _rows(self.fmt, self.body)[1]
+        self.rows = rows_of(self.fmt, self.body)[1]
         data = layout.parse_data_key(key, "archive")
         self.index_key = layout.identity_key(layout.DEFAULT_STATE_PREFIX, data)
 
     def add(self, stamp: str, rows: list[dict]) -> str:
-        key = self._name(stamp)
-        self.storage.put(key, _encoded(self.fmt, self.schema, rows), "application/octet-stream")
-        return key
+        return _put(self.storage, self.folder, stamp, self.fmt, self.schema, rows)
 
     def compact(self):
         return compact(self.storage, Options(min_age=0, scan_all=True, target_size=self.target))
@@ -189,25 +148,9 @@ class Grown:
         return next(m for m in report.done if m.target.startswith(self.folder))
 
 
-class Recording(LocalStorage):
-    """Records every key read."""
-
-    def __init__(self, root) -> None:
-        super().__init__(root)
-        self.read: list[str] = []
-
-    def get(self, key):
-        self.read.append(key)
-        return super().get(key)
-
-    def get_file(self, key, path):
-        self.read.append(key)
-        return super().get_file(key, path)
-
-
 def _independent_hashes(fmt: str, body: bytes) -> bytes:
     """The index an object should have, from its rows as fastavro or pyarrow read them."""
-    return b"".join(identity.seq_hash(r["cdc"]["sequenceNumber"]) for r in _rows(fmt, body)[1])
+    return b"".join(identity.seq_hash(r["cdc"]["sequenceNumber"]) for r in rows_of(fmt, body)[1])
 
 
 @pytest.mark.parametrize("fmt", ["avro", "parquet"])
@@ -223,8 +166,8 @@ def test_a_merged_object_left_alone_gets_the_index_of_its_rows(fmt, tmp_path):
 
 @pytest.mark.parametrize("fmt", ["avro", "parquet"])
 def test_a_retry_is_found_through_the_index_and_only_then_is_the_big_object_read(fmt, tmp_path):
-    lake = Grown(Recording(tmp_path), fmt)
-    new = _renumbered(lake.rows[:3], "2")
+    lake = Grown(ReadingStorage(tmp_path), fmt)
+    new = renumbered(lake.rows[:3], "2")
     lake.add("2999-02-01-00-00-00", [new[0], new[1]])
     lake.add("2999-02-01-00-00-01", [new[2]])
     lake.storage.read.clear()
@@ -234,14 +177,14 @@ def test_a_retry_is_found_through_the_index_and_only_then_is_the_big_object_read
     assert lake.index_key in lake.storage.read
 
     twin = lake.rows[-1]  # a retry of a change the big object holds
-    more = _renumbered(lake.rows[:2], "3")
+    more = renumbered(lake.rows[:2], "3")
     lake.add("2999-03-01-00-00-00", [more[0], twin])
     lake.add("2999-03-01-00-00-01", [more[1]])
     lake.storage.read.clear()
     report = lake.compact()
     merge = lake.merge_of(report)
     assert (merge.dropped, merge.rows) == (1, 5)  # the 3 rows merged before and the 2 new ones
-    assert _rows(fmt, lake.storage.get(merge.target))[1] == [*new, more[0], more[1]]
+    assert rows_of(fmt, lake.storage.get(merge.target))[1] == [*new, more[0], more[1]]
     assert lake.storage.read.count(lake.key) == 1
     assert lake.storage.get(lake.key) == lake.body
     assert report.to_dict()["duplicates_dropped"] == 1
@@ -259,7 +202,7 @@ def test_a_stale_or_damaged_index_is_rebuilt_from_its_object(damage, tmp_path):
     }[damage]
     lake.storage.put(lake.index_key, bad, "application/octet-stream")
     twin = lake.rows[0]
-    new = _renumbered(lake.rows[:1], "4")
+    new = renumbered(lake.rows[:1], "4")
     lake.add("2999-04-01-00-00-00", [twin])
     lake.add("2999-04-01-00-00-01", new)
     merge = lake.merge_of(lake.compact())
@@ -272,21 +215,21 @@ def test_an_index_naming_changes_its_object_lacks_drops_nothing(tmp_path):
     costs a read, never a row."""
     fmt = "parquet"
     lake = Grown(LocalStorage(tmp_path), fmt)
-    new = _renumbered(lake.rows[:2], "5")
+    new = renumbered(lake.rows[:2], "5")
     claimed = _independent_hashes(fmt, lake.body) + identity.hashes_of(r["cdc"]["sequenceNumber"] for r in new)
     lake.storage.put(lake.index_key, identity.encode(len(lake.body), claimed), "application/octet-stream")
     lake.add("2999-05-01-00-00-00", new[:1])
     lake.add("2999-05-01-00-00-01", new[1:])
     merge = lake.merge_of(lake.compact())
     assert (merge.dropped, merge.rows) == (0, 2)
-    assert _rows(fmt, lake.storage.get(merge.target))[1] == new
+    assert rows_of(fmt, lake.storage.get(merge.target))[1] == new
 
 
 def test_indexes_of_objects_gone_are_deleted_and_the_others_kept(tmp_path):
     lake = Grown(LocalStorage(tmp_path), "avro")
     gone = lake.index_key.replace("/2999-", "/2998-")
     lake.storage.put(gone, identity.encode(10, b""), "application/octet-stream")
-    new = _renumbered(lake.rows[:2], "6")
+    new = renumbered(lake.rows[:2], "6")
     lake.add("2999-06-01-00-00-00", new[:1])
     lake.add("2999-06-01-00-00-01", new[1:])
     lake.compact()
@@ -300,7 +243,7 @@ def test_a_big_object_nothing_can_read_is_reported_and_the_merge_loses_nothing(f
     lake = Grown(LocalStorage(tmp_path), fmt)
     junk = f"{lake.folder}2998-01-01-00-00-00-00000001-0000-0000-0000-000000000000.{fmt}"
     lake.storage.put(junk, b"\x00" * len(lake.body), "application/octet-stream")
-    new = _renumbered(lake.rows[:2], "7")
+    new = renumbered(lake.rows[:2], "7")
     if indexed:
         claimed = identity.hashes_of(r["cdc"]["sequenceNumber"] for r in new)
         index_key = layout.identity_key(layout.DEFAULT_STATE_PREFIX, layout.parse_data_key(junk, "archive"))
@@ -340,7 +283,7 @@ def test_a_crash_at_any_step_of_an_indexing_merge_then_retries_leave_each_change
         big = [k for k in data_keys(setup.storage) if k.startswith(setup.folder)]
         assert len(big) == 1, f"crash at {at}: the partition is one object again"
         setup.found(big[0])
-        setup.add("2999-09-01-00-00-00", [setup.rows[0], *_renumbered(setup.rows[:1], "9")])
+        setup.add("2999-09-01-00-00-00", [setup.rows[0], *renumbered(setup.rows[:1], "9")])
         setup.add("2999-09-01-00-00-01", [setup.rows[-1]])
         before = rows_by_partition(setup.storage)[setup.folder]
         report = setup.compact()
@@ -367,12 +310,12 @@ def test_on_s3_the_index_is_written_read_and_finds_a_retry(s3, moto_server):
     stored = s3.get_object(Bucket="dmd-test", Key=lake.index_key)["Body"].read()
     assert identity.decode(stored, len(lake.body)) == _independent_hashes(fmt, lake.body)
     etag = s3.head_object(Bucket="dmd-test", Key=lake.key)["ETag"]
-    new = _renumbered(lake.rows[:1], "a")
+    new = renumbered(lake.rows[:1], "a")
     lake.add("2999-10-01-00-00-00", [lake.rows[3], *new])
     lake.add("2999-10-01-00-00-01", [lake.rows[-2]])
     merge = lake.merge_of(lake.compact())
     assert (merge.dropped, merge.rows) == (2, 1)
-    assert _rows(fmt, lake.storage.get(merge.target))[1] == new
+    assert rows_of(fmt, lake.storage.get(merge.target))[1] == new
     assert s3.head_object(Bucket="dmd-test", Key=lake.key)["ETag"] == etag
 
 
@@ -391,7 +334,7 @@ def test_on_s3_through_faults_the_indexing_merge_and_the_retry_end_with_each_cha
     (big,) = [k for k in data_keys(direct) if k.startswith(lake.folder)]
     lake.storage = direct
     lake.found(big)
-    lake.add("2999-11-01-00-00-00", [lake.rows[0], *_renumbered(lake.rows[:2], "b")])
+    lake.add("2999-11-01-00-00-00", [lake.rows[0], *renumbered(lake.rows[:2], "b")])
     lake.add("2999-11-01-00-00-01", [lake.rows[-1]])
     before = rows_by_partition(direct)
     _until_clean(faulty, options)
@@ -405,15 +348,15 @@ def test_a_retry_in_a_later_merge_of_the_same_run_is_dropped(fmt, tmp_path):
     """One run, two merges in a partition: the first writes an object left alone (indexed), the
     second holds a retry of one of that object's rows."""
     lake = Grown(LocalStorage(tmp_path), fmt, grow=False)
-    twin = _rows(fmt, lake.storage.get(lake.compacted))[1][5]
-    new = _renumbered([twin], "c")
+    twin = rows_of(fmt, lake.storage.get(lake.compacted))[1][5]
+    new = renumbered([twin], "c")
     lake.add("2999-12-01-00-00-00", [twin, *new])
-    lake.add("2999-12-01-00-00-01", _renumbered([twin], "d"))
+    lake.add("2999-12-01-00-00-01", renumbered([twin], "d"))
     report = lake.compact()
     first, second = [m for m in report.done if m.target.startswith(lake.folder)]
     assert lake.compacted in first.sources and first.dropped == 0
     assert (second.dropped, second.rows) == (1, 2)
-    assert _rows(fmt, lake.storage.get(second.target))[1] == [*new, *_renumbered([twin], "d")]
+    assert rows_of(fmt, lake.storage.get(second.target))[1] == [*new, *renumbered([twin], "d")]
 
 
 def test_kill_9_while_big_objects_are_merged_and_indexed_then_retries_leave_each_change_once(tmp_path):
@@ -455,12 +398,10 @@ def test_kill_9_while_big_objects_are_merged_and_indexed_then_retries_leave_each
     indexes = list(storage.list(f"{layout.DEFAULT_STATE_PREFIX}/{layout.IDENTITIES}"))
     big = [k for k in data_keys(storage) if len(storage.get(k)) >= target * LEFT_ALONE]
     assert big and len(indexes) <= len(big)  # a run killed before an index put: built when needed
-    for n, key in enumerate(big):  # a retry of the first and the last row of each big object
-        rows = _rows(fmt, storage.get(key))
-        stamp = f"2999-12-31-00-00-{n:02d}"
-        name = f"{layout.folder(key)}{stamp}-00000001-0000-0000-0000-00000000000"
-        storage.put(f"{name}1.{fmt}", _encoded(fmt, rows[0], [rows[1][0]]), "application/octet-stream")
-        storage.put(f"{name}2.{fmt}", _encoded(fmt, rows[0], [rows[1][-1]]), "application/octet-stream")
+    for key in big:  # a retry of the first and the last row of each big object
+        schema, rows = rows_of(fmt, storage.get(key))
+        _put(storage, layout.folder(key), "2999-12-31-00-00-00", fmt, schema, rows[:1])
+        _put(storage, layout.folder(key), "2999-12-31-00-00-01", fmt, schema, rows[-1:])
     before = rows_by_partition(storage)
     assert subprocess.run(cmd, capture_output=True, text=True, check=False).returncode == 0
     assert rows_by_partition(storage) == {p: Counter(set(rows)) for p, rows in before.items()}
@@ -473,7 +414,7 @@ def test_an_index_put_with_its_object_while_a_run_lists_the_partition_is_kept(tm
     """A backfill puts an object, then its index, between the run's listing of the partition
     and its listing of the indexes: the index is not taken for one of a deleted object."""
     lake = Grown(LocalStorage(tmp_path), "avro")
-    arriving = lake._name("2999-12-02-00-00-00")
+    arriving = _key(lake.folder, "2999-12-02-00-00-00", "avro")
     arriving_index = layout.identity_key(layout.DEFAULT_STATE_PREFIX, layout.parse_data_key(arriving, "archive"))
     gone = lake.index_key.replace("/2999-", "/2998-")
     lake.storage.put(gone, identity.encode(10, b""), "application/octet-stream")
@@ -490,7 +431,7 @@ def test_an_index_put_with_its_object_while_a_run_lists_the_partition_is_kept(tm
         def exists(self, key):
             return (self.root / key).exists()
 
-    new = _renumbered(lake.rows[:2], "e")
+    new = renumbered(lake.rows[:2], "e")
     lake.add("2999-12-03-00-00-00", new[:1])
     lake.add("2999-12-03-00-00-01", new[1:])
     report = compact(Backfilling(tmp_path), Options(min_age=0, scan_all=True, target_size=lake.target))
